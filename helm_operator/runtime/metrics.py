@@ -1,0 +1,171 @@
+"""Prometheus metrics with the Flux v1 Helm Operator names.
+
+Place in the flow: the release reconcile records what it did here (action
+durations, condition statuses, release count), the queue's length is copied
+in, and `http` serves `render()` at ``/metrics``. Each `Metrics` owns its own
+`CollectorRegistry`, so tests can make several and other roles (the manifest
+syncer) can register their own collectors on `Metrics.registry`.
+
+Names, labels and values (COMPAT section 1):
+
+- ``flux_helm_operator_release_count`` gauge
+- ``flux_helm_operator_release_queue_length_count`` gauge
+- ``flux_helm_operator_release_action_duration_seconds`` histogram
+  ``{action, success, target_namespace, release_name}``, success ``true``/``false``
+- ``flux_helm_operator_release_condition_info`` gauge
+  ``{target_namespace, release_name, condition}``: -1 False, 0 Unknown, 1 True
+
+What this module does NOT do: it does not decide when to record, does not
+read the cluster, and serves nothing over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+
+PREFIX = "flux_helm_operator"
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Prometheus' default buckets, extended because Helm actions with --wait
+# often take minutes.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 120.0, 300.0, 600.0,
+)
+
+CONDITION_VALUES: dict[str, float] = {"False": -1.0, "Unknown": 0.0, "True": 1.0}
+
+
+class Action(StrEnum):
+    """Values of the `action` label: Flux v1's, plus `test` (ours)."""
+
+    SYNC = "sync"
+    INSTALL = "install"
+    UPGRADE = "upgrade"
+    ROLLBACK = "rollback"
+    UNINSTALL = "uninstall"
+    TEST = "test"
+    DRY_RUN_COMPARE = "dry-run-compare"
+    ANNOTATE = "annotate"
+
+
+@dataclass
+class ActionTiming:
+    """Handed out by `Metrics.time_action`; set `success = False` to record a
+    failure that did not raise."""
+
+    success: bool = True
+
+
+class Metrics:
+    """The operator's metrics on a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.release_count = Gauge(
+            f"{PREFIX}_release_count",
+            "Count of releases managed by the operator.",
+            registry=self.registry,
+        )
+        self.queue_length = Gauge(
+            f"{PREFIX}_release_queue_length_count",
+            "Count of release jobs waiting in the queue to be processed.",
+            registry=self.registry,
+        )
+        self.action_duration = Histogram(
+            f"{PREFIX}_release_action_duration_seconds",
+            "Duration of release sync actions in seconds.",
+            ["action", "success", "target_namespace", "release_name"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.condition_info = Gauge(
+            f"{PREFIX}_release_condition_info",
+            "Release condition status: -1 False, 0 Unknown, 1 True.",
+            ["target_namespace", "release_name", "condition"],
+            registry=self.registry,
+        )
+        # Label sets written per release, so forget_release can remove them.
+        self._action_labels: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._conditions: dict[tuple[str, str], set[str]] = {}
+
+    def observe_action(
+        self,
+        action: str,
+        success: bool,
+        target_namespace: str,
+        release_name: str,
+        seconds: float,
+    ) -> None:
+        """Record one action's duration."""
+        outcome = "true" if success else "false"
+        self.action_duration.labels(
+            str(action), outcome, target_namespace, release_name
+        ).observe(seconds)
+        labels = self._action_labels.setdefault((target_namespace, release_name), set())
+        labels.add((str(action), outcome))
+
+    @contextmanager
+    def time_action(
+        self, action: str, target_namespace: str, release_name: str
+    ) -> Iterator[ActionTiming]:
+        """Time the body; success is false when it raises or sets ``timing.success = False``.
+
+        A body ended by cancellation (or another BaseException that is not an
+        Exception) records nothing: it is not a failed action.
+        """
+        timing = ActionTiming()
+        started = time.perf_counter()
+        try:
+            yield timing
+        except Exception:
+            timing.success = False
+            self._observe_since(action, timing, target_namespace, release_name, started)
+            raise
+        self._observe_since(action, timing, target_namespace, release_name, started)
+
+    def set_condition(
+        self, target_namespace: str, release_name: str, condition: str, status: str
+    ) -> None:
+        """Set a condition gauge from its status string ``True``/``False``/``Unknown``."""
+        try:
+            value = CONDITION_VALUES[status]
+        except KeyError:
+            raise ValueError(f"condition status must be True, False or Unknown, got {status!r}") from None
+        self.condition_info.labels(target_namespace, release_name, condition).set(value)
+        self._conditions.setdefault((target_namespace, release_name), set()).add(condition)
+
+    def forget_release(self, target_namespace: str, release_name: str) -> None:
+        """Remove every label set recorded for a release (after it is deleted)."""
+        release = (target_namespace, release_name)
+        for action, outcome in self._action_labels.pop(release, set()):
+            self.action_duration.remove(action, outcome, target_namespace, release_name)
+        for condition in self._conditions.pop(release, set()):
+            self.condition_info.remove(target_namespace, release_name, condition)
+
+    def set_release_count(self, count: int) -> None:
+        self.release_count.set(count)
+
+    def set_queue_length(self, length: int) -> None:
+        self.queue_length.set(length)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format (version 0.0.4)."""
+        return generate_latest(self.registry)
+
+    def _observe_since(
+        self,
+        action: str,
+        timing: ActionTiming,
+        target_namespace: str,
+        release_name: str,
+        started: float,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        self.observe_action(action, timing.success, target_namespace, release_name, elapsed)
