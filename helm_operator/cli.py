@@ -7,20 +7,37 @@ it holds no behaviour of its own, so each subcommand can be found by name.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from helm_operator import __version__
 
 
+# Each role owns its subcommands: a module with `register(subparsers)` that
+# adds them and sets `handler` on each. Listed here so `--help` shows all.
+COMMAND_MODULES = (
+    "helm_operator.operator.command",   # run
+    "helm_operator.gitsync.command",    # sync, sync-status
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser; subcommands are added by later roles."""
+    """Build the argument parser with every role's subcommands."""
     parser = argparse.ArgumentParser(
         prog="helm-operator",
         description="GitOps delivery for Kubernetes, focused on Helm.",
     )
     parser.add_argument("--version", action="version", version=f"helm-operator {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if not name.startswith(e.name or "\0"):  # a real missing dependency, not a role not built yet
+                raise
+            continue
+        module.register(subparsers)
     return parser
 
 
