@@ -1,0 +1,351 @@
+"""Charts from Git repositories: one bare mirror per URL, exports per revision.
+
+Place in the flow: the release reconciler asks `GitMirrors.fetch` for
+``(url, ref, path)`` and gets a chart directory plus a revision. This module
+runs the `git` CLI (never blocking the loop); it does not run helm, read
+Secrets (credentials come in as a tuple) or write to any repository.
+
+Cache layout::
+
+    <cache_dir>/git/<sha256(url)[:16]>/mirror.git      bare mirror, shared by all releases
+    <cache_dir>/git/<sha256(url)[:16]>/<revision>/     the tree at commit <revision>
+    <cache_dir>/git/<sha256(url)[:16]>/<revision>/<path>   the directory returned
+
+The revision is the newest commit at or before `ref` that touches `path`, so
+commits elsewhere in the repository are not chart changes. The whole tree at
+that commit is exported (not only `path`) so a chart's ``file://../lib``
+dependencies resolve as they did in a full checkout under Flux v1; and since
+a commit's tree never changes, every path whose revision is that commit can
+share the export.
+
+The mirror is fetched at most once per `poll_interval` per URL; `refresh()`
+makes the next use fetch. A ref that is not in the mirror makes one fetch
+at once, so a new branch or a just-pushed commit is found without waiting.
+
+Credentials never touch the disk, a URL, a command line or a message: for
+https they travel as an ``http.<origin>/.extraHeader`` set through the
+GIT_CONFIG_COUNT/KEY/VALUE environment of each git process; credentials
+written into the URL are taken out first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from helm_operator.chartsource.cachedir import KeyedLocks, extract_tar, publish
+from helm_operator.chartsource.model import (
+    ChartFetchError,
+    FetchedChart,
+    basic_auth_header,
+    redact_url,
+    scrub,
+    split_userinfo,
+    url_key,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 300.0
+_HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+# Environment variables of the parent that would redirect git elsewhere.
+_DROPPED_ENV = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
+)
+
+
+@dataclass(frozen=True)
+class _Remote:
+    url: str                  # what git is given: no credentials in it
+    shown: str                # for messages and logs
+    key: str                  # cache directory name
+    env: dict[str, str]
+    secrets: tuple[str, ...]  # strings scrubbed from git's output
+
+
+class GitMirrors:
+    """Bare mirrors of chart repositories and the chart trees exported from them."""
+
+    def __init__(self, cache_dir: Path, poll_interval: float, *, timeout: float = DEFAULT_TIMEOUT,
+                 git: str = "git") -> None:
+        self._root = Path(cache_dir) / "git"
+        self._poll_interval = poll_interval
+        self._timeout = timeout
+        self._git = git
+        self._fetched_at: dict[str, float] = {}   # url key -> monotonic time of last clone/fetch
+        self._mirror_locks = KeyedLocks()
+        self._export_locks = KeyedLocks()
+
+    # ----------------------------------------------------------------- API
+
+    async def fetch(self, url: str, ref: str, path: str, auth: tuple[str, str] | None = None,
+                    ssh_command: str | None = None) -> FetchedChart:
+        """Export the chart at `path` as of `ref`; revision is the last commit touching `path`."""
+        remote = self._remote(url, auth, ssh_command)
+        chart_path = _normalise_path(path, remote.shown)
+        revision = await self._revision(remote, ref, chart_path)
+        tree = await self._export(remote, revision)
+        target = tree / chart_path if chart_path else tree
+        return FetchedChart(path=target, revision=revision)
+
+    async def revision(self, url: str, ref: str, path: str, auth: tuple[str, str] | None = None,
+                       ssh_command: str | None = None) -> str:
+        """The revision `fetch` would return, without exporting anything."""
+        remote = self._remote(url, auth, ssh_command)
+        return await self._revision(remote, ref, _normalise_path(path, remote.shown))
+
+    async def resolve(self, url: str, ref: str, auth: tuple[str, str] | None = None,
+                      ssh_command: str | None = None) -> str:
+        """The commit SHA `ref` (branch, tag, full or short SHA) points to in the mirror."""
+        remote = self._remote(url, auth, ssh_command)
+        commit, _ = await self._resolve(remote, ref)
+        return commit
+
+    async def heads(self, url: str, auth: tuple[str, str] | None = None,
+                    ssh_command: str | None = None) -> dict[str, str]:
+        """Ask the remote (``git ls-remote``, no mirror update) for its refs.
+
+        Returns ``{"refs/heads/main": sha, "refs/tags/v1": sha, ...}``; tags are
+        peeled to the commit they name. Cheap enough to poll for changes.
+        """
+        remote = self._remote(url, auth, ssh_command)
+        out = await self._run(remote, "ls-remote", ["ls-remote", "--", remote.url])
+        refs: dict[str, str] = {}
+        for line in out.decode("utf-8", "replace").splitlines():
+            sha, _, name = line.partition("\t")
+            if not name:
+                continue
+            if name.endswith("^{}"):
+                refs[name[:-3]] = sha
+            else:
+                refs.setdefault(name, sha)
+        return refs
+
+    def refresh(self, url: str | None = None) -> None:
+        """Make the next use of `url` (or of every URL) fetch from the remote."""
+        if url is None:
+            self._fetched_at.clear()
+            return
+        bare, _ = split_userinfo(url.strip())
+        self._fetched_at.pop(url_key(bare), None)
+
+    def mirror_dir(self, url: str) -> Path:
+        """Where the bare mirror of `url` lives."""
+        bare, _ = split_userinfo(url.strip())
+        return self._root / url_key(bare) / "mirror.git"
+
+    # ------------------------------------------------------------ internals
+
+    def _remote(self, url: str, auth: tuple[str, str] | None, ssh_command: str | None) -> _Remote:
+        url = url.strip()
+        if not url:
+            raise ChartFetchError("git URL is empty; set spec.chart.git")
+        bare, url_auth = split_userinfo(url)
+        auth = auth or url_auth
+        shown = redact_url(bare)
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and not k.startswith("GIT_CONFIG_")}
+        env.update({
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "GIT_LITERAL_PATHSPECS": "1",
+            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            "LC_ALL": "C",
+            "LANGUAGE": "C",
+        })
+        config = [("credential.helper", ""), ("core.hooksPath", os.devnull)]
+        secrets: tuple[str, ...] = ()
+        scheme = urlsplit(bare).scheme.lower() if "://" in bare else ""
+        if auth is not None and scheme in ("http", "https"):
+            parts = urlsplit(bare)
+            header = basic_auth_header(*auth)
+            config.append((f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: {header}"))
+            secrets = (auth[1], header.split(" ", 1)[1])
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{i}"] = key
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
+        if ssh_command:
+            env["GIT_SSH_COMMAND"] = ssh_command
+        return _Remote(url=bare, shown=shown, key=url_key(bare), env=env, secrets=secrets)
+
+    def _mirror(self, remote: _Remote) -> Path:
+        return self._root / remote.key / "mirror.git"
+
+    async def _update_mirror(self, remote: _Remote, *, force: bool) -> bool:
+        """Clone or fetch as the poll interval (or `force`) says; True when it did."""
+        mirror = self._mirror(remote)
+        async with self._mirror_locks(remote.key):
+            last = self._fetched_at.get(remote.key)
+            started = time.monotonic()
+            if mirror.is_dir():
+                if not force and last is not None and started - last < self._poll_interval:
+                    return False
+                await self._run(remote, "fetch",
+                                ["--git-dir", str(mirror), "fetch", "--prune", "--quiet", "--", remote.url,
+                                 "+refs/*:refs/*"])
+                log.debug("fetched git mirror of %s", remote.shown)
+            else:
+                mirror.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=".mirror.tmp-", dir=mirror.parent))
+                try:
+                    await self._run(remote, "clone",
+                                    ["clone", "--mirror", "--quiet", "--", remote.url, str(tmp)])
+                    os.rename(tmp, mirror)
+                finally:
+                    await asyncio.to_thread(_remove, tmp)
+                log.info("cloned git mirror of %s", remote.shown)
+            self._fetched_at[remote.key] = started
+            return True
+
+    async def _resolve(self, remote: _Remote, ref: str) -> tuple[str, bool]:
+        """The commit for `ref` and whether the mirror was updated on the way."""
+        ref = ref.strip()
+        if not ref or ref.startswith("-") or _BAD_REF.search(ref):
+            raise ChartFetchError(f"invalid git ref {ref!r} for {remote.shown}; use a branch, tag or commit SHA")
+        updated = await self._update_mirror(remote, force=False)
+        commit = await self._lookup_ref(remote, ref)
+        if commit is None and not updated:
+            updated = await self._update_mirror(remote, force=True)
+            commit = await self._lookup_ref(remote, ref)
+        if commit is None:
+            raise ChartFetchError(
+                f"ref {ref} not found in {remote.shown}; check spec.chart.ref (a branch, tag or commit SHA)",
+                url=remote.shown,
+            )
+        return commit, updated
+
+    async def _lookup_ref(self, remote: _Remote, ref: str) -> str | None:
+        if ref.startswith("refs/"):
+            candidates = [ref]
+        else:
+            candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+            if _HEX.match(ref) or ref == "HEAD":
+                candidates.append(ref)
+        for candidate in candidates:
+            out = await self._run(remote, "rev-parse",
+                                  ["--git-dir", str(self._mirror(remote)), "rev-parse", "--verify", "--quiet",
+                                   "--end-of-options", f"{candidate}^{{commit}}"], allow_fail=True)
+            sha = out.decode().strip()
+            if sha:
+                return sha
+        return None
+
+    async def _revision(self, remote: _Remote, ref: str, path: str) -> str:
+        commit, _ = await self._resolve(remote, ref)
+        mirror = str(self._mirror(remote))
+        if path:
+            probe = f"{commit}:{path}\n{commit}:{path}/Chart.yaml\n".encode()
+            out = await self._run(remote, "cat-file", ["--git-dir", mirror, "cat-file", "--batch-check"],
+                                  stdin=probe)
+            lines = out.decode("utf-8", "replace").splitlines()
+            kind = lines[0].split()[1] if lines and len(lines[0].split()) == 3 else "missing"
+            if kind == "missing":
+                raise ChartFetchError(f"path {path} not found in {remote.shown} at {ref}; check spec.chart.path",
+                                      url=remote.shown)
+            if kind != "tree":
+                raise ChartFetchError(f"path {path} in {remote.shown} at {ref} is a file, not a chart directory",
+                                      url=remote.shown)
+            if len(lines) < 2 or lines[1].endswith("missing"):
+                raise ChartFetchError(f"path {path} in {remote.shown} at {ref} holds no Chart.yaml; "
+                                      f"check spec.chart.path", url=remote.shown)
+            out = await self._run(remote, "log",
+                                  ["--git-dir", mirror, "log", "-1", "--format=%H", commit, "--", path])
+            revision = out.decode().strip()
+            return revision or commit
+        return commit
+
+    async def _export(self, remote: _Remote, revision: str) -> Path:
+        final = self._root / remote.key / revision
+        if final.is_dir():
+            return final
+        async with self._export_locks((remote.key, revision)):
+            if final.is_dir():
+                return final
+            archive = self._root / remote.key / f".{revision}.tar.tmp-{os.getpid()}"
+            try:
+                with open(archive, "wb") as sink:
+                    await self._run(remote, "archive",
+                                    ["--git-dir", str(self._mirror(remote)), "archive", "--format=tar", revision],
+                                    stdout=sink)
+                await asyncio.to_thread(
+                    publish, final,
+                    lambda tmp: extract_tar(archive, tmp, what=f"commit {revision} of {remote.shown}"),
+                )
+            finally:
+                archive.unlink(missing_ok=True)
+            log.info("exported %s at %s", remote.shown, revision[:12])
+        return final
+
+    async def _run(self, remote: _Remote, op: str, args: list[str], *, stdin: bytes | None = None,
+                   stdout: IO[bytes] | None = None, allow_fail: bool = False) -> bytes:
+        """Run git; return its stdout, or raise ChartFetchError saying what failed."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self._git, *args,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=stdout if stdout is not None else asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=remote.env,
+            )
+        except OSError as exc:
+            raise ChartFetchError(f"cannot run git ({exc}); is git installed?") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), self._timeout)
+        except BaseException as exc:
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            if isinstance(exc, TimeoutError):
+                raise ChartFetchError(f"git {op} of {remote.shown} timed out after {self._timeout:.0f}s",
+                                      url=remote.shown) from None
+            raise
+        if proc.returncode != 0:
+            if allow_fail:
+                return b""
+            raise ChartFetchError(_git_failure(remote, op, err), url=remote.shown)
+        return out or b""
+
+
+def _git_failure(remote: _Remote, op: str, stderr: bytes) -> str:
+    text = scrub(stderr.decode("utf-8", "replace"), remote.secrets)
+    text = re.sub(r"(://)[^/@\s]+@", r"\1", text)  # any userinfo git echoed back
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if line.lower().startswith(("fatal:", "error:", "ssh:", "remote:"))]
+    detail = " / ".join((telling or lines[-1:])[:2]) or "no error output"
+    lowered = text.lower()
+    head = f"git {op} of {remote.shown} failed: {detail}"
+    if re.search(r"authentication failed|could not read (username|password)|terminal prompts disabled"
+                 r"|returned error: 40[13]", lowered):
+        return f"{head}; authentication failed: check the username and password in spec.chart.secretRef"
+    if "permission denied (publickey" in lowered or "host key verification failed" in lowered:
+        return f"{head}; ssh authentication failed: check the deploy key and known_hosts"
+    if re.search(r"could not resolve|connection refused|timed out|failed to connect|network is unreachable"
+                 r"|couldn't connect", lowered):
+        return f"{head}; the server is unreachable: check the URL, or try again later"
+    if re.search(r"not found|does not appear to be a git repository|does not exist", lowered):
+        return f"{head}; check the repository URL in spec.chart.git"
+    return head
+
+
+def _normalise_path(path: str, shown: str) -> str:
+    parts = [p for p in path.strip().split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ChartFetchError(f"path {path} must stay inside the repository {shown}; check spec.chart.path")
+    return "/".join(parts)
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
