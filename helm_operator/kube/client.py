@@ -1,0 +1,214 @@
+"""Kubernetes API access for the operator: HelmReleases, their status and
+finalizers, the ConfigMaps and Secrets values come from, events, and the
+annotations put on a release's objects.
+
+Blocking client calls run in threads. This module decides nothing: it reads
+and writes what it is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ApiException as DynamicApiException
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from helm_operator.api.constants import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; the message names the call and object."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    """The object asked for does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough to find one object of any kind."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+def _translate(what: str, e: Exception) -> KubeError:
+    status = getattr(e, "status", None)
+    reason = getattr(e, "reason", None) or str(e)
+    body = getattr(e, "body", None)
+    message = f"{what}: {status or ''} {reason}".strip()
+    if body:
+        try:
+            import json
+
+            message = f"{what}: {json.loads(body).get('message', reason)}"
+        except (ValueError, TypeError, AttributeError):
+            pass
+    cls = NotFound if status == 404 else KubeError
+    return cls(message, status)
+
+
+def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, $KUBECONFIG, or in-cluster config."""
+    cfg = client.Configuration()
+    if kubeconfig is not None:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=cfg)
+    return client.ApiClient(cfg)
+
+
+class Kube:
+    """Async facade over the Kubernetes API for the roles of this project."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self._dynamic: DynamicClient | None = None
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: Path | None = None) -> "Kube":
+        return cls(load_api_client(kubeconfig))
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except (ApiException, DynamicApiException) as e:
+            raise _translate(what, e) from e
+
+    # ---- HelmReleases --------------------------------------------------
+    async def get_helmrelease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._call(
+                f"get HelmRelease {namespace}/{name}",
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
+            )
+        except NotFound:
+            return None
+
+    async def list_helmreleases(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        if namespace:
+            result = await self._call(
+                f"list HelmReleases in {namespace}",
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+            )
+        else:
+            result = await self._call(
+                "list HelmReleases", self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+            )
+        return list(result.get("items", []))
+
+    async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self._call(
+            f"update status of HelmRelease {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+        )
+
+    async def patch_helmrelease_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch metadata (finalizers, annotations) of a HelmRelease."""
+        return await self._call(
+            f"patch HelmRelease {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": patch},
+        )
+
+    # ---- values sources ----------------------------------------------
+    async def get_configmap_data(self, namespace: str, name: str) -> dict[str, str]:
+        cm = await self._call(f"get ConfigMap {namespace}/{name}",
+                              self.core.read_namespaced_config_map, name, namespace)
+        return dict(cm.data or {})
+
+    async def get_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """Secret data decoded to text. Callers must never log the values."""
+        secret = await self._call(f"get Secret {namespace}/{name}",
+                                  self.core.read_namespaced_secret, name, namespace)
+        out: dict[str, str] = {}
+        for k, v in (secret.data or {}).items():
+            out[k] = base64.b64decode(v).decode("utf-8", errors="replace")
+        for k, v in (secret.string_data or {}).items():
+            out[k] = v
+        return out
+
+    # ---- events ----------------------------------------------------------
+    async def emit_event(self, involved: dict[str, Any], event_type: str, reason: str,
+                         message: str, component: str = "helm-operator") -> None:
+        """Record a core/v1 Event on `involved` (an object dict). Never raises."""
+        meta = involved.get("metadata", {})
+        now = dt.datetime.now(dt.timezone.utc)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'object')}.",
+                                         namespace=meta.get("namespace", "default")),
+            involved_object=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"), kind=involved.get("kind"),
+                name=meta.get("name"), namespace=meta.get("namespace"), uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason, message=message[:1024], type=event_type,
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=client.V1EventSource(component=component),
+            reporting_component=component, reporting_instance=component,
+        )
+        try:
+            await self._call("create Event", self.core.create_namespaced_event,
+                             meta.get("namespace", "default"), body)
+        except KubeError as e:
+            log.warning("could not record event %s on %s/%s: %s", reason,
+                        meta.get("namespace"), meta.get("name"), e)
+
+    # ---- arbitrary objects (release resources) -----------------------
+    def _dyn(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api_client)
+        return self._dynamic
+
+    def _resource(self, ref: ObjectRef) -> Any:
+        return self._dyn().resources.get(api_version=ref.api_version, kind=ref.kind)
+
+    def _get_object_sync(self, ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            res = self._resource(ref)
+            kwargs = {"namespace": ref.namespace} if res.namespaced and ref.namespace else {}
+            return res.get(name=ref.name, **kwargs).to_dict()
+        except (NotFoundError, ResourceNotFoundError):
+            return None
+
+    async def get_object(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return await self._call(f"get {ref}", self._get_object_sync, ref)
+
+    def _annotate_sync(self, ref: ObjectRef, annotations: dict[str, str | None]) -> None:
+        res = self._resource(ref)
+        kwargs = {"namespace": ref.namespace} if res.namespaced and ref.namespace else {}
+        res.patch(name=ref.name, body={"metadata": {"annotations": annotations}},
+                  content_type="application/merge-patch+json", **kwargs)
+
+    async def annotate(self, ref: ObjectRef, annotations: dict[str, str | None]) -> None:
+        try:
+            await self._call(f"annotate {ref}", self._annotate_sync, ref, annotations)
+        except (NotFoundError, ResourceNotFoundError) as e:
+            raise NotFound(f"annotate {ref}: not found") from e

@@ -1,0 +1,48 @@
+"""`helm-operator run`: flags -> OperatorSettings -> Operator.run()."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from helm_operator.operator.process import Operator, OperatorSettings
+from helm_operator.settings import parse_duration, setup_logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("run", help="run the release operator (watch HelmReleases, drive helm)")
+    p.add_argument("--kubeconfig", type=Path, default=os.environ.get("KUBECONFIG") or None,
+                   help="kubeconfig file (default: $KUBECONFIG, else in-cluster)")
+    p.add_argument("--allow-namespace", default=None, help="only watch HelmReleases in this namespace")
+    p.add_argument("--workers", type=int, default=4, help="releases reconciled in parallel (default 4)")
+    p.add_argument("--charts-sync-interval", type=parse_duration, default=parse_duration("3m"),
+                   help="periodic resync of every HelmRelease (default 3m)")
+    p.add_argument("--git-poll-interval", type=parse_duration, default=parse_duration("5m"),
+                   help="how often Git chart sources are fetched (default 5m)")
+    p.add_argument("--git-default-ref", default="master", help="chart ref when a Git chart names none")
+    p.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
+                   help="ssh command for ssh Git chart sources (e.g. with -i KEY and known_hosts)")
+    p.add_argument("--listen", default="0.0.0.0:3030", help="address of /metrics, /healthz, /api/v1/sync-git")
+    p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("HELM_OPERATOR_CHART_CACHE",
+                                                                         "/tmp/helm-operator-cache")))
+    p.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"))
+    p.add_argument("--oci-plain-http", action="store_true", help="talk plain HTTP to OCI registries (tests)")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, args.log_format)
+    host, _, port = args.listen.rpartition(":")
+    settings = OperatorSettings(
+        kubeconfig=args.kubeconfig, allow_namespace=args.allow_namespace, workers=args.workers,
+        charts_sync_interval=args.charts_sync_interval, git_poll_interval=args.git_poll_interval,
+        git_default_ref=args.git_default_ref, git_ssh_command=args.git_ssh_command,
+        listen_host=host or "0.0.0.0", listen_port=int(port), cache_dir=args.cache_dir,
+        helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
+    )
+    asyncio.run(Operator(settings).run())
+    return 0

@@ -1,0 +1,168 @@
+"""Assemble and run the release operator: watches -> queue -> workers ->
+`Reconciler`, plus the periodic resync, the Git poller and the HTTP server.
+
+Everything runs on one asyncio loop; watches run in their own threads and
+hand events to the loop. SIGTERM/SIGINT stop taking new work and let
+in-flight helm calls finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client as kclient
+
+from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.helm import Helm
+from helm_operator.kube import Kube
+from helm_operator.kube.watch import ResourceWatcher
+from helm_operator.operator.watching import HelmReleaseEvents, ValuesSourceEvents, metadata_only
+from helm_operator.release.charts import ChartFetcher
+from helm_operator.release.reconciler import Reconciler, Result
+from helm_operator.release.record import Recorder
+from helm_operator.runtime.http import Health, HttpServer
+from helm_operator.runtime.metrics import Metrics
+from helm_operator.runtime.queueing import WorkQueue, jittered, run_workers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    kubeconfig: Path | None = None
+    allow_namespace: str | None = None
+    workers: int = 4
+    charts_sync_interval: float = 180.0
+    git_poll_interval: float = 300.0
+    git_default_ref: str = "master"
+    git_ssh_command: str | None = None
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 3030
+    cache_dir: Path = field(default_factory=lambda: Path("/tmp/helm-operator-cache"))
+    helm_binary: str = "helm"
+    oci_plain_http: bool = False
+
+
+class Operator:
+    """One running release operator."""
+
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.kube = Kube.from_kubeconfig(settings.kubeconfig)
+        self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig)
+        self.metrics = Metrics()
+        self.queue: WorkQueue[str] = WorkQueue()
+        self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
+                                   settings.git_ssh_command, settings.oci_plain_http)
+        self.reconciler = Reconciler(self.kube, self.helm, self.charts, Recorder(self.kube, self.metrics),
+                                     self.metrics, settings.git_default_ref)
+        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
+        self.hr_events = HelmReleaseEvents(self.queue.add)
+        self.watchers: list[ResourceWatcher] = []
+        self._stopping = asyncio.Event()
+
+    def _health(self) -> Health:
+        dead = [w.name for w in self.watchers if not w._thread.is_alive()]
+        return Health(False, f"watch stopped: {', '.join(dead)}") if dead else Health(True)
+
+    async def sync_git(self) -> None:
+        """Fetch every Git chart source now and re-check the releases using them."""
+        self.charts.git.refresh()
+        for key in sorted(self.reconciler.git_keys):
+            self.queue.add(key)
+
+    async def _handle(self, key: str) -> None:
+        try:
+            result = await self.reconciler.reconcile(key)
+        except Exception:  # noqa: BLE001 - one bad object must never stop the others
+            log.exception("%s: reconcile failed unexpectedly; retrying with backoff", key)
+            delay = self.queue.add_with_backoff(key)
+            log.info("%s: next attempt in %.0fs", key, delay)
+            return
+        if result is Result.RETRY:
+            delay = self.queue.add_with_backoff(key)
+            log.info("%s: next attempt in %.0fs", key, delay)
+        else:
+            self.queue.forget(key)
+        self.metrics.set_queue_length(len(self.queue))
+
+    def _start_watchers(self, loop: asyncio.AbstractEventLoop) -> None:
+        custom = self.kube.custom
+        core = self.kube.core
+        ns = self.settings.allow_namespace
+        if ns:
+            hr_list = (custom.list_namespaced_custom_object, (GROUP, VERSION, ns, PLURAL))
+            cm_list = (core.list_namespaced_config_map, (ns,))
+            secret_list = (core.list_namespaced_secret, (ns,))
+        else:
+            hr_list = (custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL))
+            cm_list = (core.list_config_map_for_all_namespaces, ())
+            secret_list = (core.list_secret_for_all_namespaces, ())
+        refs = lambda: self.reconciler.references  # noqa: E731
+        self.watchers = [
+            ResourceWatcher("helmreleases", hr_list[0], hr_list[1], self.hr_events, loop),
+            ResourceWatcher("configmaps", cm_list[0], cm_list[1],
+                            ValuesSourceEvents("ConfigMap", refs, self.queue.add), loop, metadata_only),
+            ResourceWatcher("secrets", secret_list[0], secret_list[1],
+                            ValuesSourceEvents("Secret", refs, self.queue.add), loop, metadata_only),
+        ]
+        for w in self.watchers:
+            w.start()
+
+    async def _resync(self) -> None:
+        """Every charts-sync-interval (with jitter): reconcile every HelmRelease."""
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), jittered(self.settings.charts_sync_interval))
+            except TimeoutError:
+                pass
+            keys = self.hr_events.keys
+            self.metrics.set_release_count(len(keys))
+            log.info("periodic resync of %d HelmRelease(s)", len(keys))
+            for key in keys:
+                self.queue.add(key)
+
+    async def _poll_git(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.settings.git_poll_interval)
+            except TimeoutError:
+                pass
+            if self.reconciler.git_keys:
+                await self.sync_git()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        port = await self.http.start(self.settings.listen_host, self.settings.listen_port)
+        log.info("serving /metrics, /healthz and /api/v1/sync-git on %s:%d", self.settings.listen_host, port)
+        self._start_watchers(loop)
+        tasks = [
+            asyncio.create_task(run_workers(self.queue, self._handle, self.settings.workers,
+                                            retry_on_error=False), name="workers"),
+            asyncio.create_task(self._resync(), name="resync"),
+            asyncio.create_task(self._poll_git(), name="git-poll"),
+        ]
+        await self._stopping.wait()
+        log.info("stopping: no new work is taken; in-flight releases finish")
+        self.queue.shutdown()
+        for w in self.watchers:
+            w.stop()
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        for t in tasks[1:]:
+            t.cancel()
+        await asyncio.gather(*tasks[1:], return_exceptions=True)
+        await self.http.stop()
+        await self.charts.close()
+        log.info("stopped")

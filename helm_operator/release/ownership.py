@@ -1,0 +1,58 @@
+"""Which HelmRelease owns a release: the antecedent annotation on its objects.
+
+Every object of a release carries `helm.fluxcd.io/antecedent:
+<ns>:helmrelease/<name>`. A release whose objects name another HelmRelease is
+refused; one whose objects name none (installed by hand) is adopted, by
+stamping the annotation after each successful deploy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import yaml
+
+from helm_operator.api.constants import ANTECEDENT_ANNOTATION
+from helm_operator.kube import Kube, KubeError, NotFound, ObjectRef
+
+log = logging.getLogger(__name__)
+
+
+def manifest_objects(manifest: str, release_namespace: str) -> list[ObjectRef]:
+    """The objects a release manifest names (namespace defaulted to the release's)."""
+    refs: list[ObjectRef] = []
+    for doc in yaml.safe_load_all(manifest):
+        if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
+            continue
+        meta = doc.get("metadata") or {}
+        if not meta.get("name"):
+            continue
+        refs.append(ObjectRef(doc["apiVersion"], doc["kind"], meta["name"],
+                              meta.get("namespace") or release_namespace))
+    return refs
+
+
+async def foreign_owner(kube: Kube, objects: list[ObjectRef], antecedent: str) -> str | None:
+    """The antecedent of another HelmRelease found on the release's objects, if any."""
+    for ref in objects[:5]:
+        try:
+            live = await kube.get_object(ref)
+        except KubeError:
+            continue
+        if not live:
+            continue
+        owner = ((live.get("metadata") or {}).get("annotations") or {}).get(ANTECEDENT_ANNOTATION)
+        if owner and owner != antecedent:
+            return owner
+    return None
+
+
+async def stamp(kube: Kube, objects: list[ObjectRef], antecedent: str) -> None:
+    """Put the antecedent annotation on every object of the release."""
+    for ref in objects:
+        try:
+            await kube.annotate(ref, {ANTECEDENT_ANNOTATION: antecedent})
+        except NotFound:
+            continue
+        except KubeError as e:
+            log.warning("could not annotate %s with its antecedent: %s", ref, e)

@@ -1,0 +1,126 @@
+"""Compose a release's values: `valuesFrom` sources in order, then
+`spec.values`, merged deeply (maps merge, everything else is replaced).
+
+Reads ConfigMaps and Secrets through `kube`, external URLs over HTTP and
+files inside the fetched chart. `optional` skips a missing object, a missing
+key or invalid YAML; any other error fails. Error messages name the source,
+never its content: values can hold secrets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from helm_operator.api.constants import ValuesSourceKind
+from helm_operator.api.helmrelease import HelmRelease
+from helm_operator.api.sources import ValuesSource
+from helm_operator.api.values import merge_values
+from helm_operator.chartsource.chartfiles import ChartFileEscapes, read_chart_file
+from helm_operator.kube import Kube, NotFound
+
+
+class ValuesError(Exception):
+    """Values could not be composed; the message names the failing source."""
+
+
+class _Skip(Exception):
+    """An optional source is missing or unusable."""
+
+
+def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as e:
+        if optional:
+            raise _Skip() from e
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ValuesError(f"{where} is not valid YAML{at}: fix the YAML or mark the source optional") from e
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        if optional:
+            raise _Skip()
+        raise ValuesError(f"{where} must hold a YAML mapping of values, not a {type(doc).__name__}")
+    return doc
+
+
+async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
+                http: aiohttp.ClientSession) -> tuple[str, str]:
+    """Return (text, description) of one source; raise _Skip when optional and absent."""
+    where = source.describe()
+    if source.kind in (ValuesSourceKind.CONFIG_MAP, ValuesSourceKind.SECRET):
+        assert source.name and source.namespace
+        try:
+            if source.kind is ValuesSourceKind.CONFIG_MAP:
+                data = await kube.get_configmap_data(source.namespace, source.name)
+            else:
+                data = await kube.get_secret_data(source.namespace, source.name)
+        except NotFound as e:
+            if source.optional:
+                raise _Skip() from e
+            kind = "ConfigMap" if source.kind is ValuesSourceKind.CONFIG_MAP else "Secret"
+            raise ValuesError(f"{where}: {kind} {source.namespace}/{source.name} not found; "
+                              "create it or mark the source optional") from e
+        key = source.key or "values.yaml"
+        if key not in data:
+            if source.optional:
+                raise _Skip()
+            raise ValuesError(f"{where}: key {key!r} not found")
+        return data[key], where
+    if source.kind is ValuesSourceKind.EXTERNAL:
+        assert source.url
+        try:
+            async with http.get(source.url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+                if resp.status != 200:
+                    raise ValuesError(f"{where}: HTTP {resp.status}")
+                return await resp.text(), where
+        except (aiohttp.ClientError, TimeoutError) as e:
+            if source.optional:
+                raise _Skip() from e
+            raise ValuesError(f"{where}: {type(e).__name__}: {e}") from e
+        except ValuesError:
+            if source.optional:
+                raise _Skip() from None
+            raise
+    if source.kind is ValuesSourceKind.CHART_FILE:
+        assert source.path is not None
+        if chart_dir is None:
+            raise ValuesError(f"{where}: the chart is not available on disk")
+        try:
+            return read_chart_file(chart_dir, source.path), where
+        except ChartFileEscapes as e:
+            raise ValuesError(f"{where}: {e}") from e  # never optional: it is a spec error
+        except (FileNotFoundError, IsADirectoryError) as e:
+            if source.optional:
+                raise _Skip() from e
+            raise ValuesError(f"{where}: no such file in the chart") from e
+    raise ValuesError(f"{where}: unknown source kind")
+
+
+async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None) -> dict[str, Any]:
+    """The values to give helm for `hr`, in COMPAT's merge order."""
+    result: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as http:
+        for source in hr.values_from:
+            try:
+                text, where = await _read(kube, source, chart_dir, http)
+                result = merge_values(result, _parse(text, where, source.optional))
+            except _Skip:
+                continue
+    return merge_values(result, hr.values)
+
+
+def referenced_objects(hr: HelmRelease) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of the ConfigMaps and Secrets `hr` reads values from."""
+    refs: set[tuple[str, str, str]] = set()
+    for source in hr.values_from:
+        if source.kind is ValuesSourceKind.CONFIG_MAP and source.name and source.namespace:
+            refs.add(("ConfigMap", source.namespace, source.name))
+        elif source.kind is ValuesSourceKind.SECRET and source.name and source.namespace:
+            refs.add(("Secret", source.namespace, source.name))
+    return refs
