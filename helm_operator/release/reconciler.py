@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from helm_operator.api.conditions import get_condition
-from helm_operator.api.constants import FINALIZER, ConditionType, Phase
+from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, ConditionType, Phase
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, InvalidSpec, parse, parse_ref
 from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError, FetchedChart
@@ -73,6 +73,8 @@ class Reconciler:
         self.settled: dict[str, str] = {}
         # key -> ConfigMaps/Secrets its values come from (for the watch).
         self.references: dict[str, set[tuple[str, str, str]]] = {}
+        # key -> digest of the configuration last sent to helm upgrade.
+        self.attempted: dict[str, str] = {}
         # keys whose chart comes from Git (for the Git poller).
         self.git_keys: set[str] = set()
 
@@ -94,7 +96,8 @@ class Reconciler:
         except InvalidSpec as e:
             log.warning("%s: invalid HelmRelease: %s", key, e)
             self.settled.pop(key, None)
-            await self.recorder.record(ref, obj, Outcome(Phase.FAILED, str(e)))
+            phase = Phase.CHART_FETCH_FAILED if str(e) == NO_CHART_SOURCE else Phase.FAILED
+            await self.recorder.record(ref, obj, Outcome(phase, str(e)))
             return Result.WAIT
         self.references[key] = referenced_objects(hr)
         if hr.chart.kind.value == "git":
@@ -111,6 +114,7 @@ class Reconciler:
 
     def _forget(self, key: str) -> None:
         self.settled.pop(key, None)
+        self.attempted.pop(key, None)
         self.references.pop(key, None)
         self.git_keys.discard(key)
 
@@ -168,7 +172,8 @@ class Reconciler:
                 await self.recorder.record(a.hr, a.obj, Outcome(Phase.FAILED, msg))
                 return Result.WAIT
         for _ in range(MAX_STEPS):
-            decision = determine(a.hr, history, a.desired, int(a.hr.status.get("rollbackCount") or 0))
+            decision = determine(a.hr, history, a.desired, int(a.hr.status.get("rollbackCount") or 0),
+                                 self._attempted(a))
             log.info("%s: %s: %s", a.hr.key, decision.state.value, decision.reason)
             if decision.action is Action.NONE:
                 return await self._settle(a, decision, history)
@@ -177,6 +182,17 @@ class Reconciler:
                 return result
             history = await self._history(a.hr)
         return Result.RETRY
+
+    def _attempted(self, a: _Attempt) -> str | None:
+        """The configuration last tried; after a restart, the status tells it."""
+        if a.hr.key in self.attempted:
+            return self.attempted[a.hr.key]
+        st = a.hr.status
+        if (st.get("observedGeneration") == a.hr.generation
+                and st.get("phase") in (Phase.ROLLED_BACK.value, Phase.ROLLBACK_FAILED.value)
+                and st.get("lastAttemptedRevision") == a.chart.revision):
+            return a.desired
+        return None
 
     async def _settle(self, a: _Attempt, decision: Decision, history: list[HistoryEntry] | None) -> Result:
         self.settled[a.hr.key] = a.desired
@@ -229,6 +245,7 @@ class Reconciler:
             description=describe_digest(a.desired),
         )
         self.settled.pop(hr.key, None)
+        self.attempted[hr.key] = a.desired
         try:
             with self.metrics.time_action(verb, hr.target_namespace, hr.release_name):
                 await self.helm.upgrade_install(hr.release_name, a.chart.path, hr.target_namespace,

@@ -77,8 +77,13 @@ def _rolled_back_from(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
 
 
 def determine(hr: HelmRelease, history: Sequence[HistoryEntry] | None, desired: str,
-              rollback_count: int = 0) -> Decision:
-    """Decide the next action for `hr` given its release history."""
+              rollback_count: int = 0, attempted: str | None = None) -> Decision:
+    """Decide the next action for `hr` given its release history.
+
+    `attempted` is the digest of the configuration the operator last tried
+    to deploy: helm replaces a failed revision's description with its error,
+    so the failed revision itself no longer tells which configuration failed.
+    """
     if not history:
         return Decision(State.ABSENT, Action.INSTALL, "release does not exist: install")
     current = history[-1]
@@ -92,18 +97,19 @@ def determine(hr: HelmRelease, history: Sequence[HistoryEntry] | None, desired: 
         if _last_deployed(history[:-1]) is None:
             return Decision(State.FAILED_INSTALL, Action.UNINSTALL,
                             "release failed before it was ever deployed: uninstall, then install again")
-        if digest_of(current) == desired and hr.rollback.enable:
+        failed_digest = digest_of(current) or attempted
+        if failed_digest == desired and hr.rollback.enable:
             target = _last_deployed(history[:-1])
             return Decision(State.FAILED, Action.ROLLBACK,
                             f"upgrade to revision {current.revision} failed: roll back",
                             rollback_to=target.revision if target else None)
-        why = "retry the failed upgrade" if digest_of(current) == desired else "configuration changed"
+        why = "retry the failed upgrade" if failed_digest == desired else "configuration changed"
         return Decision(State.FAILED, Action.UPGRADE, f"release is failed: {why}")
     if status == "deployed":
         if digest_of(current) == desired:
             return Decision(State.IN_SYNC, Action.NONE, "release is deployed with this configuration")
         undone = _rolled_back_from(history)
-        if undone is not None and digest_of(undone) == desired:
+        if undone is not None and (digest_of(undone) or attempted) == desired:
             if may_retry_after_rollback(hr, rollback_count):
                 return Decision(State.ROLLED_BACK, Action.UPGRADE,
                                 f"retry the upgrade rolled back {rollback_count} time(s)")

@@ -92,6 +92,11 @@ class OperatorProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def kill_all(self) -> None:
+        """SIGKILL the operator and its helm children at once, as a node crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -103,7 +108,7 @@ class OperatorProcess:
 
     def start_again(self) -> None:
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         _wait_healthy(self)
 
 
@@ -133,15 +138,17 @@ def start_operator(cluster: LocalCluster, workdir: Path, *extra: str) -> Operato
     env["HELM_CACHE_HOME"] = str(workdir / "helm-cache")
     env["HELM_CONFIG_HOME"] = str(workdir / "helm-config")
     log = workdir / "operator.log"
-    proc = subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     op = OperatorProcess(proc, port, log, calls, args, env)
     _wait_healthy(op)
     return op
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """One `helm-operator run` shared by the tests (each uses its own namespace)."""
+    """One `helm-operator run` shared by a module's tests (each uses its own
+    namespace); module-scoped so a module may instead run its own operators."""
     op = start_operator(cluster, tmp_path_factory.mktemp("operator"), "--charts-sync-interval", "15s")
     yield op
     op.stop()
