@@ -1,0 +1,136 @@
+"""The operator process itself: crashes, restarts, Git chart sources, and its
+HTTP endpoints. Each test runs its own operator (no module-wide one), so it
+can be killed and restarted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.kwokstages import POD_STATE_LABEL, UNREADY
+from tests.cluster.localcluster import LocalCluster
+from tests.integration.conftest import ChartRepo, OperatorProcess, start_operator
+from tests.integration.helpers import eventually
+from tests.integration.hr import apply, get, hello_chart, helmrelease, new_namespace, wait_phase
+
+HELLO = Path(__file__).resolve().parents[1] / "testdata" / "charts" / "hello"
+
+
+@pytest.fixture
+def own_operator(cluster: LocalCluster, tmp_path: Path) -> Iterator[OperatorProcess]:
+    op = start_operator(cluster, tmp_path / "op", "--charts-sync-interval", "30s", "--git-poll-interval", "1h")
+    yield op
+    op.stop()
+
+
+def _history(cluster: LocalCluster, ns: str, release: str) -> list[dict]:
+    r = subprocess.run([cluster.binary("helm"), "history", release, "-n", ns, "-o", "json"],
+                       env=cluster.env(), capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else []
+
+
+def test_release_left_pending_by_a_killed_operator_is_recovered(
+        cluster: LocalCluster, chart_repo: ChartRepo, own_operator: OperatorProcess) -> None:
+    ns = new_namespace(cluster)
+    spec = {"chart": hello_chart(chart_repo.url), "wait": True, "timeout": 120}
+    apply(cluster, ns, helmrelease("web", spec))
+    wait_phase(cluster, ns, "web", "Succeeded")
+    spec["values"] = {"podLabels": {POD_STATE_LABEL: UNREADY}}
+    apply(cluster, ns, helmrelease("web", spec))
+    eventually(lambda: (_history(cluster, ns, f"{ns}-web") or [{}])[-1].get("status") == "pending-upgrade",
+               timeout=60, what="the upgrade to be in flight")
+    own_operator.kill_all()  # operator and its helm child die mid-upgrade
+    assert _history(cluster, ns, f"{ns}-web")[-1]["status"] == "pending-upgrade"
+    spec["values"] = {"message": "fixed"}  # a good configuration, committed while it was down
+    apply(cluster, ns, helmrelease("web", spec))
+    own_operator.start_again()
+    st = wait_phase(cluster, ns, "web", "Succeeded", generation=3, timeout=120)
+    assert st["releaseStatus"] == "deployed"
+    history = _history(cluster, ns, f"{ns}-web")
+    # helm keeps the interrupted revision's record; what matters is that a
+    # rollback to revision 1 released the lock and the new upgrade deployed.
+    assert [h["status"] for h in history] == ["superseded", "pending-upgrade", "superseded", "deployed"]
+    assert history[2]["description"] == "Rollback to 1"
+    assert "stuck in pending-upgrade" in own_operator.log_text()
+
+
+def test_helmrelease_deleted_while_the_operator_is_down_is_still_uninstalled(
+        cluster: LocalCluster, chart_repo: ChartRepo, own_operator: OperatorProcess) -> None:
+    ns = new_namespace(cluster)
+    apply(cluster, ns, helmrelease("web", {"chart": hello_chart(chart_repo.url)}))
+    wait_phase(cluster, ns, "web", "Succeeded")
+    own_operator.stop()
+    cluster.kubectl("delete", "-n", ns, "helmrelease", "web", "--wait=false")
+    assert get(cluster, ns, "helmrelease", "web") is not None  # held by the finalizer
+    own_operator.start_again()
+    eventually(lambda: get(cluster, ns, "helmrelease", "web") is None, timeout=60, what="HelmRelease gone")
+    assert not _history(cluster, ns, f"{ns}-web")
+    assert get(cluster, ns, "deployment", f"{ns}-web-hello") is None
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_chart_source_upgrades_only_when_the_chart_path_changes(
+        cluster: LocalCluster, own_operator: OperatorProcess, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    _git(work, "config", "user.email", "t@example.com")
+    _git(work, "config", "user.name", "t")
+    subprocess.run(["cp", "-r", str(HELLO), str(work / "charts")], check=False)
+    (work / "charts").mkdir(exist_ok=True)
+    subprocess.run(["cp", "-r", str(HELLO), str(work / "charts" / "hello")], check=True)
+    (work / "README.md").write_text("docs\n")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "chart")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(remote)], check=True)
+    _git(work, "remote", "add", "origin", str(remote))
+    first = _git(work, "rev-parse", "HEAD")
+
+    ns = new_namespace(cluster)
+    apply(cluster, ns, helmrelease("web", {"chart": {"git": f"file://{remote}", "ref": "main",
+                                                     "path": "charts/hello"}}))
+    st = wait_phase(cluster, ns, "web", "Succeeded")
+    assert st["revision"] == first
+
+    (work / "README.md").write_text("more docs\n")  # outside the chart path
+    _git(work, "commit", "-qam", "docs")
+    _git(work, "push", "-q", "origin", "main")
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{own_operator.port}/api/v1/sync-git", method="POST"), timeout=5).close()
+    values = (work / "charts" / "hello" / "values.yaml")
+    values.write_text(values.read_text().replace("message: hello", "message: from-git"))
+    _git(work, "commit", "-qam", "chart change")
+    second = _git(work, "rev-parse", "HEAD")
+    revisions_before = len(_history(cluster, ns, f"{ns}-web"))
+    assert revisions_before == 1  # the docs commit caused no upgrade
+    _git(work, "push", "-q", "origin", "main")
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{own_operator.port}/api/v1/sync-git", method="POST"), timeout=5).close()
+    eventually(lambda: (get(cluster, ns, "helmrelease", "web") or {}).get("status", {}).get("revision") == second,
+               timeout=60, what="upgrade to the new chart commit")
+    assert len(_history(cluster, ns, f"{ns}-web")) == 2
+
+
+def test_metrics_and_health_endpoints(
+        cluster: LocalCluster, chart_repo: ChartRepo, own_operator: OperatorProcess) -> None:
+    ns = new_namespace(cluster)
+    apply(cluster, ns, helmrelease("web", {"chart": hello_chart(chart_repo.url)}))
+    wait_phase(cluster, ns, "web", "Succeeded")
+    with urllib.request.urlopen(f"http://127.0.0.1:{own_operator.port}/healthz", timeout=5) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{own_operator.port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    release = f"{ns}-web"
+    assert (f'flux_helm_operator_release_condition_info{{condition="Released",release_name="{release}",'
+            f'target_namespace="{ns}"}} 1.0') in text
+    assert "flux_helm_operator_release_action_duration_seconds_count{action=\"install\"" in text
+    assert "flux_helm_operator_release_queue_length_count" in text
+    assert "flux_helm_operator_release_count" in text
