@@ -80,12 +80,13 @@ class GitAuth:
     https: HttpsCredentials | None = None
 
 
-def _ssh_host(url: str) -> str:
+def _ssh_host(url: str) -> tuple[str, str | None]:
+    """(host, port or None) of an ssh URL or scp-like address."""
     m = re.match(r"^ssh://(?:[^@/]+@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?", url)
     if m:
-        return f"{m[1]} port {m[2]}" if m[2] else m[1]
+        return m[1], m[2]
     m = re.match(r"^(?:[^@/]+@)?([^:/]+):", url)
-    return m[1] if m else url
+    return (m[1], None) if m else (url, None)
 
 
 class GitMirror:
@@ -150,13 +151,14 @@ class GitMirror:
     def _error(self, what: str, stderr: str) -> GitError:
         detail = self._redact(" ".join(line.strip() for line in stderr.strip().splitlines()[-3:]))
         if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-            host = _ssh_host(self.url)
+            host, port = _ssh_host(self.url)
             known = self.auth.known_hosts_file or "~/.ssh/known_hosts"
+            where = f"{host} port {port}" if port else host
+            scan = f"ssh-keyscan -p {port} {host}" if port else f"ssh-keyscan {host}"
             return HostKeyRefused(
-                f"{what} of {self.display_url}: refused to connect: the SSH host key of {host} "
+                f"{what} of {self.display_url}: refused to connect: the SSH host key of {where} "
                 f"is not in {known} or does not match it. Verify the host's fingerprint, then add "
-                f"it (for example `ssh-keyscan {host.replace(' port ', ' -p ') if ' port ' in host else host}` "
-                f">> {known}).")
+                f"it (for example `{scan} >> {known}`).")
         if "Permission denied (publickey" in stderr:
             return GitError(f"{what} of {self.display_url}: the SSH server refused the key "
                             f"{self.auth.ssh_key_file or '(default key)'}; add its public key as a "
