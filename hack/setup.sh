@@ -11,12 +11,18 @@ cd "$repo"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # System packages the tests and the demo use (git for Git sources and the
-# syncer; openssh for ssh remotes). Only installed when missing.
+# syncer; openssh for ssh remotes). Only installed when missing. Debian's
+# docker-registry package would start a service where an init system runs;
+# the tests start their own registries, so that one is stopped if present.
 need=()
 command -v git >/dev/null || need+=(git)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 command -v flock >/dev/null || need+=(util-linux)
+# A real OCI registry for OCI chart sources and image automation tests, and
+# htpasswd to give it basic auth.
+[[ -x /usr/bin/docker-registry ]] || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 if ((${#need[@]})); then
   say "installing system packages: ${need[*]}"
   if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi

@@ -162,7 +162,7 @@ class Helm:
         args: list[Any] = ["registry", "login", host, "--username", username, "--password-stdin",
                            "--registry-config", str(registry_config)]
         if plain_http:
-            args.append("--insecure")
+            args.append("--plain-http")
         await self._run("registry login", host, args, password.encode())
 
     async def pull_oci(self, chart_ref: str, version: str, destination: Path, registry_config: Path,

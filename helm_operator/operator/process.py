@@ -124,7 +124,8 @@ class Operator:
             self.metrics.set_release_count(len(keys))
             log.info("periodic resync of %d HelmRelease(s)", len(keys))
             for key in keys:
-                self.queue.add(key)
+                if self.queue.failures(key) == 0:  # failing keys come back on their backoff timer
+                    self.queue.add(key)
 
     async def _poll_git(self) -> None:
         while not self._stopping.is_set():

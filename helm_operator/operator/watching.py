@@ -1,8 +1,7 @@
 """Turn watch events into queue keys.
 
-HelmReleases: a new object, a spec change (metadata.generation), a deletion
-request or a finalizer change enqueue it; status-only updates (our own
-writes) do not. ConfigMaps and Secrets: a change to one that a HelmRelease
+HelmReleases: a new object, a spec change (metadata.generation) or a deletion
+request enqueue it; status-only updates and our own finalizer writes do not. ConfigMaps and Secrets: a change to one that a HelmRelease
 reads values from enqueues that HelmRelease. Nothing here talks to helm.
 """
 
@@ -31,8 +30,7 @@ class HelmReleaseEvents:
             self._seen.pop(key, None)
             return
         meta = obj.get("metadata", {})
-        fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None,
-                       tuple(meta.get("finalizers") or ()), meta.get("uid"))
+        fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None, meta.get("uid"))
         if self._seen.get(key) != fingerprint:
             self._seen[key] = fingerprint
             self._enqueue(key)
