@@ -1,0 +1,364 @@
+"""Tag filters: which tags an automated image may move to, and which is newest.
+
+Place in the flow::
+
+    registry scan ─▶ policy picks newest allowed tag (this module, pure)
+                  ─▶ YAML edit of the HelmRelease file ─▶ commit + push
+
+This module is pure: it parses the filter a HelmRelease annotation carries
+(``filter.fluxcd.io/<container>`` or ``fluxcd.io/tag.<container>``) and, given
+the tags a registry scan found, picks the newest allowed one. It does no I/O,
+reads no annotations and knows nothing about YAML or Git.
+
+Grammar (``<type>:<expr>``; no known prefix means ``glob``):
+
+``glob:<pattern>``
+    Whole-string match; only ``*`` is special (any run of characters, possibly
+    empty). Other characters must be tag characters ``[A-Za-z0-9_.-]``, so a
+    user who writes ``1.?`` or ``{a,b}`` is told instead of matching nothing.
+    Ordered by image build time (``created`` in the image config).
+``semver:<constraint>``
+    A Masterminds/npm-style constraint: ``~1.2``, ``^1.2``, ``1.2.x``,
+    ``>=1.0 <2``, ``>=1.0, <2`` (comma = and), ``a || b``, ``1.0 - 2.0``,
+    ``!=1.2.3``. Tags with or without a leading ``v`` (``1.2``, ``v1.2.3``);
+    tags that are not versions are ignored. Pre-release tags (``1.3.0-rc.1``)
+    are allowed only when the constraint names a pre-release somewhere
+    (``>=1.3.0-0``); then every pre-release inside the range is allowed.
+    Ordered by version precedence.
+``regexp:<re>`` / ``regex:<re>``
+    Python regular expression, unanchored (``re.search``). Ordered by image
+    build time.
+``alphabetical:<glob>`` (ours)
+    Tags matching the glob, ordered by the tag string itself (code point
+    order): the lexically greatest tag is the newest. Suits ``2024-05-01.3``
+    or ``main-20240501T1200`` style tags. Needs no per-tag registry requests.
+``numerical:<glob>`` (ours)
+    Tags matching the glob whose whole text is a non-negative decimal number
+    (``42``, ``1.5``); the greatest number is the newest. Other tags are
+    ignored. Needs no per-tag registry requests.
+
+Rules common to all types:
+
+- The tag ``latest`` is never chosen unless the filter is exactly
+  ``glob:latest`` (or just ``latest``, the same filter without its prefix).
+- An empty expression, an unknown type, a bad glob, constraint or regular
+  expression raise :class:`InvalidFilter`, whose message is meant for the
+  user; the caller reports it and matches nothing.
+- Never older: :func:`newest` returns nothing rather than a tag ranked below
+  the current one. The bound applies when the current tag can be ranked under
+  the filter's order: for ``semver`` when it is a version (even one outside
+  the constraint), for ``numerical`` when it is a number, for ``alphabetical``
+  when it matches the glob, for build-time order when its ``created`` time is
+  among the scanned tags. A tag ranked equal to the current one is returned as
+  the current tag itself, so equal versions (``1.2.3`` / ``v1.2.3``) or tags
+  of one image never flip-flop.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable
+
+import nodesemver
+
+__all__ = [
+    "FilterType",
+    "InvalidFilter",
+    "TagFilter",
+    "TagInfo",
+    "needs_timestamps",
+    "newest",
+    "parse_filter",
+]
+
+LATEST = "latest"
+
+
+class FilterType(str, enum.Enum):
+    GLOB = "glob"
+    SEMVER = "semver"
+    REGEXP = "regexp"
+    ALPHABETICAL = "alphabetical"
+    NUMERICAL = "numerical"
+
+
+_PREFIXES: dict[str, FilterType] = {
+    "glob": FilterType.GLOB,
+    "semver": FilterType.SEMVER,
+    "regexp": FilterType.REGEXP,
+    "regex": FilterType.REGEXP,
+    "alphabetical": FilterType.ALPHABETICAL,
+    "numerical": FilterType.NUMERICAL,
+}
+_TIMESTAMP_ORDERED = frozenset({FilterType.GLOB, FilterType.REGEXP})
+
+
+class InvalidFilter(ValueError):
+    """A tag filter that cannot be parsed; ``str()`` is a user-facing message."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"invalid tag filter {text!r}: {reason}")
+        self.text = text
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag found in a registry; ``created`` is the image build time when known."""
+
+    tag: str
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """A parsed tag filter. Build one with :func:`parse_filter`."""
+
+    type: FilterType
+    expression: str
+    _match: Callable[[str], bool] = field(repr=False, compare=False)
+
+    @property
+    def allows_latest(self) -> bool:
+        return self.type is FilterType.GLOB and self.expression == LATEST
+
+    def matches(self, tag: str) -> bool:
+        """True when ``tag`` is allowed by this filter (``latest`` rule included)."""
+        if tag == LATEST and not self.allows_latest:
+            return False
+        return self._match(tag)
+
+    def __str__(self) -> str:
+        return f"{self.type.value}:{self.expression}"
+
+
+# ── parsing ──────────────────────────────────────────────────────────────────
+
+_TAG_CHARS_GLOB = re.compile(r"[A-Za-z0-9_.*-]+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_filter(text: str) -> TagFilter:
+    """Parse ``<type>:<expr>`` (no known prefix = glob) into a :class:`TagFilter`."""
+    kind, expression = _split_prefix(text)
+    if not expression.strip():
+        raise InvalidFilter(text, f"empty expression; use '{kind.value}:*' to allow every tag"
+                            if kind is not FilterType.SEMVER else "empty semver constraint")
+    builders: dict[FilterType, Callable[[str, str], Callable[[str], bool]]] = {
+        FilterType.GLOB: _glob_matcher,
+        FilterType.SEMVER: _semver_matcher,
+        FilterType.REGEXP: _regexp_matcher,
+        FilterType.ALPHABETICAL: _glob_matcher,
+        FilterType.NUMERICAL: _numerical_matcher,
+    }
+    return TagFilter(kind, expression, builders[kind](text, expression))
+
+
+def _split_prefix(text: str) -> tuple[FilterType, str]:
+    prefix, sep, rest = text.partition(":")
+    if not sep:
+        return FilterType.GLOB, text
+    kind = _PREFIXES.get(prefix.strip().lower())
+    if kind is None:
+        known = ", ".join(f"{p}:" for p in _PREFIXES)
+        raise InvalidFilter(text, f"unknown filter type {prefix!r}; use one of {known}")
+    return kind, rest.strip() if kind is not FilterType.REGEXP else rest
+
+
+def _glob_regex(text: str, pattern: str) -> re.Pattern[str]:
+    if not _TAG_CHARS_GLOB.fullmatch(pattern):
+        raise InvalidFilter(text, "a glob may contain only tag characters "
+                                  "(letters, digits, '_', '.', '-') and '*'")
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def _glob_matcher(text: str, pattern: str) -> Callable[[str], bool]:
+    regex = _glob_regex(text, pattern)
+    return lambda tag: regex.fullmatch(tag) is not None
+
+
+def _numerical_matcher(text: str, pattern: str) -> Callable[[str], bool]:
+    regex = _glob_regex(text, pattern)
+    return lambda tag: regex.fullmatch(tag) is not None and _NUMBER.fullmatch(tag) is not None
+
+
+def _regexp_matcher(text: str, expression: str) -> Callable[[str], bool]:
+    try:
+        regex = re.compile(expression)
+    except re.error as e:
+        raise InvalidFilter(text, f"bad regular expression: {e}") from None
+    return lambda tag: regex.search(tag) is not None
+
+
+# ── semver ───────────────────────────────────────────────────────────────────
+
+# A tag that is a version: Masterminds' loose form (1, 1.2, 1.2.3, optional v).
+_VERSION_TAG = re.compile(
+    r"v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?")
+_PART = r"(?:0|[1-9]\d*|[xX*])"
+_COMPARATOR = re.compile(
+    rf"(?P<op>~>|~|\^|>=|<=|>|<|=|!=)?v?{_PART}(?:\.{_PART}){{0,2}}"
+    r"(?P<pre>-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z.-]+)?")
+_OP_SPACE = re.compile(r"(~>|~|\^|>=|<=|!=|>|<|=)\s+")
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """One `||` alternative: an npm range plus the versions `!=` excludes."""
+
+    range: str
+    excluded: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    branches: tuple[_Branch, ...]
+    prerelease: bool
+
+    def allows(self, version: str) -> bool:
+        return any(version not in b.excluded and nodesemver.satisfies(
+            version, b.range, loose=True, include_prerelease=self.prerelease) for b in self.branches)
+
+
+def parse_version(tag: str) -> str | None:
+    """The normalised ``MAJOR.MINOR.PATCH[-PRE]`` of a version tag, else None."""
+    m = _VERSION_TAG.fullmatch(tag)
+    if m is None:
+        return None
+    major, minor, patch, pre = m.groups()
+    return f"{major}.{minor or 0}.{patch or 0}" + (f"-{pre}" if pre else "")
+
+
+def _parse_constraint(text: str, expression: str) -> _Constraint:
+    branches: list[_Branch] = []
+    prerelease = False
+    for alternative in expression.split("||"):
+        words = _OP_SPACE.sub(r"\1", alternative.replace(",", " ")).split()
+        if not words:
+            raise InvalidFilter(text, "empty alternative in semver constraint")
+        kept, excluded = _check_comparators(text, words)
+        prerelease = prerelease or any("-" in w and w != "-" for w in words)
+        branches.append(_Branch(" ".join(kept) or "*", frozenset(excluded)))
+    for branch in branches:
+        try:
+            nodesemver.make_range(branch.range, loose=True)
+        except ValueError as e:
+            raise InvalidFilter(text, f"bad semver constraint: {e}") from None
+    return _Constraint(tuple(branches), prerelease)
+
+
+def _check_comparators(text: str, words: list[str]) -> tuple[list[str], list[str]]:
+    """Validate each comparator (node-semver silently drops junk) and split off `!=`."""
+    kept: list[str] = []
+    excluded: list[str] = []
+    for i, word in enumerate(words):
+        if word == "-" and 0 < i < len(words) - 1:   # hyphen range `1.0 - 2.0`
+            kept.append(word)
+            continue
+        m = _COMPARATOR.fullmatch(word)
+        if m is None:
+            raise InvalidFilter(text, f"bad semver constraint: {word!r} is not a comparison "
+                                      "such as '>=1.2', '~1.2', '^1.2' or '1.2.x'")
+        if m.group("op") == "!=":
+            version = parse_version(word[2:])
+            if version is None:
+                raise InvalidFilter(text, f"bad semver constraint: {word!r} needs a full version")
+            excluded.append(version)
+        else:
+            kept.append(word.replace("~>", "~", 1))
+    return kept, excluded
+
+
+def _semver_matcher(text: str, expression: str) -> Callable[[str], bool]:
+    constraint = _parse_constraint(text, expression)
+
+    def match(tag: str) -> bool:
+        version = parse_version(tag)
+        return version is not None and constraint.allows(version)
+    return match
+
+
+# ── ordering ─────────────────────────────────────────────────────────────────
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def needs_timestamps(tag_filter: TagFilter) -> bool:
+    """True when ordering needs each tag's image build time (glob, regexp)."""
+    return tag_filter.type in _TIMESTAMP_ORDERED
+
+
+def _rank_function(tag_filter: TagFilter, tags: list[TagInfo]) -> Callable[[str], Any]:
+    """A function giving a tag's rank under the filter's order, None if unrankable."""
+    if tag_filter.type is FilterType.SEMVER:
+        return _semver_rank
+    if tag_filter.type is FilterType.NUMERICAL:
+        return lambda tag: Decimal(tag) if _NUMBER.fullmatch(tag) else None
+    if tag_filter.type is FilterType.ALPHABETICAL:
+        return lambda tag: tag if tag_filter._match(tag) else None
+    created = {t.tag: t.created for t in tags if t.created is not None}
+    return created.get
+
+
+@functools.total_ordering
+class _SemverKey:
+    """Version precedence as a sort key (build metadata ignored)."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def __lt__(self, other: _SemverKey) -> bool:
+        return nodesemver.compare(self.version, other.version, loose=True) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SemverKey) and nodesemver.compare(
+            self.version, other.version, loose=True) == 0
+
+    def __hash__(self) -> int:
+        return hash(self.version)
+
+
+def _semver_rank(tag: str) -> _SemverKey | None:
+    version = parse_version(tag)
+    return _SemverKey(version) if version is not None else None
+
+
+def newest(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = None) -> str | None:
+    """The newest tag the filter allows, never ranked below ``current``.
+
+    Returns ``current`` itself when the best allowed tag ranks equal to it, and
+    None when no allowed tag ranks at or above it (or none is allowed).
+    For build-time order, allowed tags without a known ``created`` time rank
+    below every dated tag; ties go to the greater tag string.
+    """
+    rank = _rank_function(tag_filter, tags)
+    undated_last = needs_timestamps(tag_filter)
+    ranked = [(key, t.tag) for t in tags if tag_filter.matches(t.tag)
+              and (key := _candidate_key(rank(t.tag), undated_last)) is not None]
+    if not ranked:
+        return None
+    best_key, best = max(ranked)
+    if current is None or (current == LATEST and not tag_filter.allows_latest):
+        return best                      # `latest` is no version to stay above
+    current_rank = rank(current)
+    if current_rank is None:
+        return best                      # not comparable under this order: no bound
+    current_key = (True, current_rank)
+    if best_key < current_key:
+        return None
+    return current if best_key == current_key else best
+
+
+def _candidate_key(rank: Any, undated_last: bool) -> tuple[bool, Any] | None:
+    """(has a rank, rank); undated tags still compete under build-time order, below dated ones."""
+    if rank is None:
+        return (False, _EPOCH) if undated_last else None
+    return (True, rank)
