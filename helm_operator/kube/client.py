@@ -212,3 +212,48 @@ class Kube:
             await self._call(f"annotate {ref}", self._annotate_sync, ref, annotations)
         except (NotFoundError, ResourceNotFoundError) as e:
             raise NotFound(f"annotate {ref}: not found") from e
+
+
+class LeaseConflict(KubeError):
+    """Someone else wrote the Lease first (optimistic concurrency)."""
+
+
+class LeaseStore:
+    """Get/create/update one coordination.k8s.io/v1 Lease, as plain dicts."""
+
+    def __init__(self, kube: Kube, namespace: str, name: str) -> None:
+        self._api = client.CoordinationV1Api(kube.api_client)
+        self._kube = kube
+        self.namespace = namespace
+        self.name = name
+
+    async def get(self) -> dict[str, Any] | None:
+        try:
+            lease = await self._kube._call(f"get Lease {self.namespace}/{self.name}",
+                                           self._api.read_namespaced_lease, self.name, self.namespace)
+        except NotFound:
+            return None
+        return self._kube.api_client.sanitize_for_serialization(lease)
+
+    async def create(self, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
+        try:
+            await self._kube._call(f"create Lease {self.namespace}/{self.name}",
+                                   self._api.create_namespaced_lease, self.namespace, body)
+        except KubeError as e:
+            if e.status == 409:
+                raise LeaseConflict(str(e), 409) from e
+            raise
+
+    async def update(self, resource_version: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             "resourceVersion": resource_version}, "spec": spec}
+        try:
+            await self._kube._call(f"update Lease {self.namespace}/{self.name}",
+                                   self._api.replace_namespaced_lease, self.name, self.namespace, body)
+        except KubeError as e:
+            if e.status == 409:
+                raise LeaseConflict(str(e), 409) from e
+            raise

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                                                          "/tmp/helm-operator-cache")))
     p.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"))
     p.add_argument("--oci-plain-http", action="store_true", help="talk plain HTTP to OCI registries (tests)")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="with several replicas, act only while holding a coordination.k8s.io Lease")
+    p.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                   help="namespace of the Lease (default: $POD_NAMESPACE, else default)")
+    p.add_argument("--leader-election-name", default="helm-operator", help="name of the Lease")
+    p.add_argument("--lease-duration", type=parse_duration, default=parse_duration("15s"),
+                   help="how long a dead leader keeps the Lease before another replica takes over")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
@@ -43,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         git_default_ref=args.git_default_ref, git_ssh_command=args.git_ssh_command,
         listen_host=host or "0.0.0.0", listen_port=int(port), cache_dir=args.cache_dir,
         helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
+        leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
+        leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -19,6 +19,7 @@ from kubernetes import client as kclient
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
+from helm_operator.kube.client import LeaseStore
 from helm_operator.kube.watch import ResourceWatcher
 from helm_operator.operator.watching import HelmReleaseEvents, ValuesSourceEvents, metadata_only
 from helm_operator.release.charts import ChartFetcher
@@ -26,6 +27,7 @@ from helm_operator.release.reconciler import Reconciler, Result
 from helm_operator.release.record import Recorder
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
+from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.queueing import WorkQueue, jittered, run_workers
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ class OperatorSettings:
     cache_dir: Path = field(default_factory=lambda: Path("/tmp/helm-operator-cache"))
     helm_binary: str = "helm"
     oci_plain_http: bool = False
+    leader_elect: bool = False
+    leader_election_namespace: str = "default"
+    leader_election_name: str = "helm-operator"
+    lease_duration: float = 15.0
 
 
 class Operator:
@@ -139,6 +145,11 @@ class Operator:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _stop_when(self, event: asyncio.Event) -> None:
+        await event.wait()
+        log.error("leadership lost: stopping so that only one replica acts")
+        self.stop()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -148,6 +159,22 @@ class Operator:
                 pass
         port = await self.http.start(self.settings.listen_host, self.settings.listen_port)
         log.info("serving /metrics, /healthz and /api/v1/sync-git on %s:%d", self.settings.listen_host, port)
+        holder: asyncio.Task[None] | None = None
+        if self.settings.leader_elect:
+            elector = LeaderElector(
+                LeaseStore(self.kube, self.settings.leader_election_namespace, self.settings.leader_election_name),
+                default_identity(), lease_duration=self.settings.lease_duration,
+                renew_interval=max(1.0, self.settings.lease_duration / 3), retry_interval=1.0)
+            acquiring = asyncio.create_task(elector.acquire())
+            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if self._stopping.is_set():
+                acquiring.cancel()
+                await self.http.stop()
+                return
+            stopping.cancel()
+            holder = asyncio.create_task(elector.hold())
+            asyncio.create_task(self._stop_when(elector.lost))
         self._start_watchers(loop)
         tasks = [
             asyncio.create_task(run_workers(self.queue, self._handle, self.settings.workers,
@@ -164,6 +191,8 @@ class Operator:
         for t in tasks[1:]:
             t.cancel()
         await asyncio.gather(*tasks[1:], return_exceptions=True)
+        if holder is not None:
+            holder.cancel()
         await self.http.stop()
         await self.charts.close()
         log.info("stopped")
