@@ -1,0 +1,562 @@
+"""Which container images a HelmRelease uses and where they live in its values (pure).
+
+Place in the flow: registry scan ─▶ policy ─▶ **images** / yamledit ─▶ commit.
+Given a HelmRelease as parsed from Git (plain dicts), this module
+
+- reads the automation annotations (COMPAT 2): ``automated``, ``locked`` (with
+  ``locked_user`` / ``locked_msg``), ``ignore``, under ``fluxcd.io/`` and the
+  legacy ``flux.weave.works/``, and the raw tag filter per container;
+- finds the images: the well-known value shapes (top level: container
+  ``chart-image``; one key deep: container named for the key) and the paths
+  named by ``repository.fluxcd.io/<c>``, ``registry.fluxcd.io/<c>`` and
+  ``tag.fluxcd.io/<c>`` (an alias wins over a detected image of that name);
+- says, for a new tag, exactly which scalars to write (`updates_for`), keeping
+  the shape it found: a whole ``repo:tag`` string is rewritten whole, a split
+  shape gets only its tag scalar, and every comma-separated path gets the value.
+
+A broken annotation becomes an `ImageError` for that container; the other
+containers are still found. Image references are kept as written (no
+``docker.io/library/`` normalisation); `ImageRef` only splits them.
+
+What this module does NOT do: no registry calls, no filter parsing or tag
+choice (`policy`), no YAML text (`yamledit`), no Git.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+# --- annotation keys (COMPAT 2) -------------------------------------------
+
+POLICY_PREFIXES = ("fluxcd.io/", "flux.weave.works/")  # first one wins when both are set
+AUTOMATED = "automated"
+LOCKED = "locked"
+LOCKED_USER = "locked_user"
+LOCKED_MSG = "locked_msg"
+IGNORE = "ignore"
+FILTER_PREFIX = "filter.fluxcd.io/"  # filter.fluxcd.io/<c>
+TAG_POLICY = "tag."  # fluxcd.io/tag.<c> and flux.weave.works/tag.<c>
+REGISTRY_PREFIX = "registry.fluxcd.io/"
+REPOSITORY_PREFIX = "repository.fluxcd.io/"
+TAG_PREFIX = "tag.fluxcd.io/"
+
+CHART_IMAGE = "chart-image"  # the container name of an image at the top of spec.values
+VALUES_PATH: tuple[str, ...] = ("spec", "values")
+
+Segment = str | int
+PathSegments = tuple[Segment, ...]
+
+
+# --- dot paths ------------------------------------------------------------
+
+
+class PathError(ValueError):
+    """A dot path that cannot be parsed, or that names nothing in the values."""
+
+
+def parse_dot_path(text: str) -> PathSegments:
+    """``a.b\\.c[0].d`` -> ``("a", "b.c", 0, "d")``.
+
+    A backslash makes the next character literal (``\\.`` for a dot in a key,
+    ``\\,`` for a comma, ``\\[`` for a bracket); ``[N]`` indexes a list. A plain
+    all-digit segment stays a string here and indexes a list only when the
+    values hold a list there (gjson's ``images.0.tag``, as Flux v1 read it).
+    """
+    segments: list[Segment] = []
+    key: list[str] = []
+    pending = False  # a key has started (possibly empty so far)
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 == len(text):
+                raise PathError(f"path {text!r} ends with a lone backslash")
+            key.append(text[i + 1])
+            pending = True
+            i += 2
+            continue
+        if ch == ".":
+            if not pending:
+                raise PathError(f"path {text!r} has an empty key")
+            if key:
+                segments.append("".join(key))
+            key, pending = [], False
+            i += 1
+            if i == len(text):
+                raise PathError(f"path {text!r} ends with a dot")
+            continue
+        if ch == "[":
+            close = text.find("]", i)
+            number = text[i + 1:close] if close != -1 else ""
+            if close == -1 or not number.isdigit():
+                raise PathError(f"path {text!r}: expected [N] with N a list index at column {i + 1}")
+            if key:
+                segments.append("".join(key))
+                key = []
+            segments.append(int(number))
+            pending = True  # `a[0].b` and `a[0]` are both fine, `a[0]b` is not
+            i = close + 1
+            if i < len(text) and text[i] not in ".[":
+                raise PathError(f"path {text!r}: expected '.' or '[' after ']' at column {i + 1}")
+            continue
+        if ch == "]":
+            raise PathError(f"path {text!r}: unmatched ']' at column {i + 1}")
+        key.append(ch)
+        pending = True
+        i += 1
+    if key:
+        segments.append("".join(key))
+    if not segments:
+        raise PathError("empty path")
+    return tuple(segments)
+
+
+def parse_path_list(text: str) -> list[PathSegments]:
+    """A comma-separated list of dot paths (ours: every one is written, the first is read)."""
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for ch in text:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    stripped = [p.strip() for p in parts]
+    if any(not p for p in stripped):
+        raise PathError(f"path list {text!r} has an empty entry")
+    return [parse_dot_path(p) for p in stripped]
+
+
+def format_dot_path(segments: Sequence[Segment]) -> str:
+    """The inverse of `parse_dot_path`, for messages and logs."""
+    out = ""
+    for seg in segments:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            escaped = re.sub(r"([\\.\[\],])", r"\\\1", seg)
+            out += ("." if out else "") + escaped
+    return out
+
+
+def resolve_path(values: Any, segments: Sequence[Segment]) -> tuple[PathSegments, Any]:
+    """Follow a path through the values; returns the exact segments used and the value.
+
+    Digit-only string segments that met a list come back as ints, so the
+    writer (`yamledit`) addresses the same node the reader found.
+    """
+    node = values
+    used: list[Segment] = []
+    for seg in segments:
+        if isinstance(node, Mapping):
+            key = _mapping_key(node, seg)
+            if key is None:
+                raise PathError(f"{format_dot_path([*used, seg])} not found")
+            used.append(str(seg))
+            node = node[key]
+        elif isinstance(node, list):
+            index = seg if isinstance(seg, int) else int(seg) if seg.isdigit() else None
+            if index is None or index >= len(node):
+                raise PathError(f"{format_dot_path([*used, seg])} not found (a list of {len(node)} there)")
+            used.append(index)
+            node = node[index]
+        else:
+            raise PathError(f"{format_dot_path([*used, seg])} not found ({format_dot_path(used) or 'values'} is a scalar)")
+    return tuple(used), node
+
+
+def _mapping_key(node: Mapping[Any, Any], seg: Segment) -> Any:
+    """The key of `node` a segment names; YAML may have read `1` or `true` as non-strings."""
+    if isinstance(seg, int):
+        return None
+    if seg in node:
+        return seg
+    return next((k for k in node if not isinstance(k, str) and str(k) == seg), None)
+
+
+# --- image references -------------------------------------------------------
+
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"(?P<repository>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?",
+    re.ASCII,
+)
+_TAG_ONLY = re.compile(_TAG, re.ASCII)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference split as Docker does: ``[host[:port]/]path[:tag][@digest]``."""
+
+    repository: str  # everything before the tag, host included when written: "localhost:5000/team/app"
+    tag: str = ""  # "" when none is written
+    digest: str = ""  # "sha256:..." or ""
+
+    @property
+    def domain(self) -> str:
+        """The registry host as written, or "" (Docker Hub) when the first part is not a host."""
+        first, slash, _ = self.repository.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            return first
+        return ""
+
+    @property
+    def path(self) -> str:
+        """The repository without its registry host."""
+        domain = self.domain
+        return self.repository[len(domain) + 1:] if domain else self.repository
+
+    def with_tag(self, tag: str) -> ImageRef:
+        """The same repository at another tag; a digest is dropped, it would pin the old image."""
+        return ImageRef(self.repository, tag, "")
+
+    def __str__(self) -> str:
+        return self.repository + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+def parse_image_ref(text: str) -> ImageRef:
+    """Split a reference; `ValueError` when the text is not one (chart values hold all sorts)."""
+    match = _REFERENCE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not an image reference")
+    return ImageRef(match["repository"], match["tag"] or "", match["digest"] or "")
+
+
+def check_tag(tag: str) -> str:
+    """A tag as the registry API allows it; anything else would corrupt the values."""
+    if not isinstance(tag, str) or not _TAG_ONLY.fullmatch(tag):
+        raise ValueError(f"{tag!r} is not a valid image tag")
+    return tag
+
+
+# --- the automation policy ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AutomationPolicy:
+    """What a HelmRelease's annotations ask of automation; filters are raw strings."""
+
+    automated: bool = False
+    locked: bool = False
+    locked_user: str = ""
+    locked_msg: str = ""
+    ignored: bool = False  # fluxcd.io/ignore: "true" (sync_only does not stop automation)
+    filters: Mapping[str, str] = field(default_factory=dict)  # container -> "<type>:<expr>" as written
+
+
+def read_policy(annotations: Mapping[str, Any] | None) -> AutomationPolicy:
+    """Read the automation annotations; only the string "true" switches a flag on."""
+    ann = annotations or {}
+    return AutomationPolicy(
+        automated=_policy(ann, AUTOMATED) == "true",
+        locked=_policy(ann, LOCKED) == "true",
+        locked_user=_policy(ann, LOCKED_USER) or "",
+        locked_msg=_policy(ann, LOCKED_MSG) or "",
+        ignored=_policy(ann, IGNORE) == "true",
+        filters=_filters(ann),
+    )
+
+
+def _policy(ann: Mapping[str, Any], name: str) -> str | None:
+    """The value under the new prefix, else the legacy one; non-strings count as unset."""
+    for prefix in POLICY_PREFIXES:
+        value = ann.get(prefix + name)
+        if isinstance(value, str):
+            return value.strip()
+    return None
+
+
+def _filters(ann: Mapping[str, Any]) -> dict[str, str]:
+    """Container -> raw filter; ``filter.fluxcd.io/`` beats ``fluxcd.io/tag.`` beats legacy."""
+    found: dict[str, str] = {}
+    prefixes = (FILTER_PREFIX, *(p + TAG_POLICY for p in POLICY_PREFIXES))
+    for prefix in reversed(prefixes):  # later (stronger) prefixes overwrite
+        for key, value in ann.items():
+            if isinstance(key, str) and key.startswith(prefix) and len(key) > len(prefix) and isinstance(value, str):
+                found[key[len(prefix):]] = value.strip()
+    return found
+
+
+# --- containers -----------------------------------------------------------
+
+
+class Role(StrEnum):
+    """What the scalar at a location holds."""
+
+    IMAGE = "image"  # a whole "repo:tag" (without the host when a REGISTRY location exists)
+    REGISTRY = "registry"  # the host only
+    REPOSITORY = "repository"  # the repository without a tag
+    TAG = "tag"  # the tag only
+
+
+class Shape(StrEnum):
+    """The value shape an image was found in; a write keeps it."""
+
+    IMAGE = "image: repo:tag"
+    IMAGE_TAG = "image + tag"
+    REGISTRY_IMAGE = "registry + image"  # Flux v1 read this too: image holds repo:tag
+    REGISTRY_IMAGE_TAG = "registry + image + tag"
+    IMAGE_MAP = "image.repository + image.tag"
+    IMAGE_MAP_REGISTRY = "image.{registry,repository,tag}"
+    MAPPED = "annotation paths"
+
+
+@dataclass(frozen=True)
+class ValuePath:
+    """One scalar an image is read from or written to; `segments` are below spec.values."""
+
+    role: Role
+    segments: PathSegments
+    current: str  # the value there now (for extra comma-separated paths: the first path's)
+
+    @property
+    def document_path(self) -> PathSegments:
+        """The path from the document root, as `yamledit.set_values` takes it."""
+        return (*VALUES_PATH, *self.segments)
+
+    @property
+    def dotted(self) -> str:
+        return format_dot_path(self.segments)
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """One container's image: its reference, split, and where each part lives."""
+
+    name: str
+    image_ref: str  # "registry/repo:tag" composed from the values, as written
+    repository: str  # image_ref without tag and digest (host included)
+    tag: str
+    digest: str
+    shape: Shape
+    locations: tuple[ValuePath, ...]
+    mapped: bool = False  # named by path annotations rather than detected
+
+    @property
+    def ref(self) -> ImageRef:
+        return ImageRef(self.repository, self.tag, self.digest)
+
+    @property
+    def registry(self) -> str:
+        return self.ref.domain
+
+
+@dataclass(frozen=True)
+class ImageError:
+    """Why one container's annotations could not be used; the rest still work."""
+
+    container: str
+    annotation: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"container {self.container!r}: {self.annotation}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ReleaseImages:
+    containers: tuple[ContainerImage, ...]
+    errors: tuple[ImageError, ...] = ()
+
+    def get(self, name: str) -> ContainerImage | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+
+def find_images(release: Mapping[str, Any]) -> ReleaseImages:
+    """All images of a HelmRelease: detected shapes, then annotation aliases over them."""
+    spec = release.get("spec") or {}
+    values = spec.get("values") if isinstance(spec, Mapping) else None
+    metadata = release.get("metadata") or {}
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    values = values if isinstance(values, Mapping) else {}
+    by_name = {c.name: c for c in detect_images(values)}
+    mapped, errors = mapped_images(annotations or {}, values)
+    for error in errors:  # a broken alias hides the detected image: the user meant other paths
+        by_name.pop(error.container, None)
+    for container in mapped:
+        by_name[container.name] = container
+    return ReleaseImages(tuple(by_name.values()), tuple(errors))
+
+
+def detect_images(values: Mapping[str, Any]) -> list[ContainerImage]:
+    """Images in the well-known shapes: at the top (``chart-image``) or one key deep."""
+    found: list[ContainerImage] = []
+    top = _detect(CHART_IMAGE, values, ())
+    if top is not None:
+        found.append(top)
+    for key, value in values.items():
+        if isinstance(key, str) and isinstance(value, Mapping):
+            container = _detect(key, value, (key,))
+            if container is not None:
+                found.append(container)
+    return found
+
+
+def _detect(name: str, m: Mapping[str, Any], base: PathSegments) -> ContainerImage | None:
+    """One container spec: ``image`` as a string (with optional siblings) or as a map."""
+    image = m.get("image")
+    if isinstance(image, Mapping):
+        return _detect_image_map(name, image, (*base, "image"))
+    if not isinstance(image, str):
+        return None
+    registry, tag = m.get("registry"), m.get("tag")
+    if any(k in m and not isinstance(m[k], str) for k in ("registry", "tag")):
+        return None  # `tag: 1.0` is a float: writing the image string would leave it stale
+    has_registry, has_tag = "registry" in m, "tag" in m
+    locations = []
+    if has_registry:
+        locations.append(ValuePath(Role.REGISTRY, (*base, "registry"), registry))
+    if has_tag:
+        shape = Shape.REGISTRY_IMAGE_TAG if has_registry else Shape.IMAGE_TAG
+        locations += [ValuePath(Role.REPOSITORY, (*base, "image"), image), ValuePath(Role.TAG, (*base, "tag"), tag)]
+    else:
+        shape = Shape.REGISTRY_IMAGE if has_registry else Shape.IMAGE
+        locations.append(ValuePath(Role.IMAGE, (*base, "image"), image))
+    try:
+        ref = _compose(registry if has_registry else "", image, tag if has_tag else None)
+    except ValueError:
+        return None
+    return _container(name, ref, shape, locations, mapped=False)
+
+
+def _detect_image_map(name: str, image: Mapping[str, Any], base: PathSegments) -> ContainerImage | None:
+    repository, tag, registry = image.get("repository"), image.get("tag"), image.get("registry")
+    if not (isinstance(repository, str) and isinstance(tag, str)):
+        return None
+    locations = [ValuePath(Role.REPOSITORY, (*base, "repository"), repository), ValuePath(Role.TAG, (*base, "tag"), tag)]
+    shape = Shape.IMAGE_MAP
+    if isinstance(registry, str):
+        locations.insert(0, ValuePath(Role.REGISTRY, (*base, "registry"), registry))
+        shape = Shape.IMAGE_MAP_REGISTRY
+    try:
+        ref = _compose(registry if isinstance(registry, str) else "", repository, tag)
+    except ValueError:
+        return None
+    return _container(name, ref, shape, locations, mapped=False)
+
+
+def _compose(registry: str, image: str, tag: str | None) -> ImageRef:
+    """registry + image (+ a separate tag, which replaces any tag in image, as Flux v1 did)."""
+    ref = parse_image_ref(f"{registry.rstrip('/')}/{image}" if registry else image)
+    if tag is not None:
+        if tag:
+            check_tag(tag)
+        ref = ImageRef(ref.repository, tag, ref.digest)
+    return ref
+
+
+def _container(name: str, ref: ImageRef, shape: Shape, locations: Sequence[ValuePath], mapped: bool) -> ContainerImage:
+    return ContainerImage(name, str(ref), ref.repository, ref.tag, ref.digest, shape, tuple(locations), mapped)
+
+
+def mapped_images(annotations: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[list[ContainerImage], list[ImageError]]:
+    """Containers named by ``repository.fluxcd.io/<c>`` (+ registry, tag); one error per bad one."""
+    paths: dict[str, dict[Role, tuple[str, str]]] = {}
+    for prefix, role in ((REGISTRY_PREFIX, Role.REGISTRY), (REPOSITORY_PREFIX, Role.REPOSITORY), (TAG_PREFIX, Role.TAG)):
+        for key, value in annotations.items():
+            if isinstance(key, str) and key.startswith(prefix):
+                paths.setdefault(key[len(prefix):], {})[role] = (key, value if isinstance(value, str) else "")
+    found: list[ContainerImage] = []
+    errors: list[ImageError] = []
+    for name in sorted(paths):
+        try:
+            found.append(_mapped(name, paths[name], values))
+        except _MappingError as e:
+            errors.append(ImageError(name or "<empty>", e.annotation, e.message))
+    return found, errors
+
+
+class _MappingError(Exception):
+    def __init__(self, annotation: str, message: str) -> None:
+        super().__init__(message)
+        self.annotation, self.message = annotation, message
+
+
+def _mapped(name: str, annotated: Mapping[Role, tuple[str, str]], values: Mapping[str, Any]) -> ContainerImage:
+    """One aliased container: read each role's first path, compose, keep every path for writes."""
+    any_key = next(iter(annotated.values()))[0]
+    if not name:
+        raise _MappingError(any_key, "the annotation names no container after the prefix")
+    if Role.REPOSITORY not in annotated:
+        raise _MappingError(REPOSITORY_PREFIX + name, f"missing; it is required with {any_key}")
+    read: dict[Role, list[ValuePath]] = {}
+    for role, (key, text) in annotated.items():
+        read[role] = _read_paths(role, key, text, values)
+    has_tag = Role.TAG in read
+    if not has_tag:  # the repository path holds "repo:tag": it is written whole
+        read[Role.IMAGE] = [replace(p, role=Role.IMAGE) for p in read.pop(Role.REPOSITORY)]
+    first = {role: ps[0].current for role, ps in read.items()}
+    if has_tag and first[Role.TAG] and not _TAG_ONLY.fullmatch(first[Role.TAG]):
+        raise _MappingError(annotated[Role.TAG][0], f"{first[Role.TAG]!r} is not a valid image tag")
+    image = first.get(Role.REPOSITORY, first.get(Role.IMAGE, ""))
+    try:
+        ref = _compose(first.get(Role.REGISTRY, ""), image, first.get(Role.TAG))
+    except ValueError:
+        composed = "/".join(filter(None, [first.get(Role.REGISTRY), image]))
+        raise _MappingError(annotated[Role.REPOSITORY][0],
+                            f"the values there make {composed!r}, not an image reference") from None
+    order = (Role.REGISTRY, Role.REPOSITORY, Role.IMAGE, Role.TAG)
+    locations = [p for role in order for p in read.get(role, [])]
+    return _container(name, ref, Shape.MAPPED, locations, mapped=True)
+
+
+def _read_paths(role: Role, key: str, text: str, values: Mapping[str, Any]) -> list[ValuePath]:
+    """Parse a comma-separated path list; the first path must hold a string, the rest must exist."""
+    try:
+        wanted = parse_path_list(text)
+    except PathError as e:
+        raise _MappingError(key, str(e)) from None
+    located: list[ValuePath] = []
+    current = ""
+    for i, segments in enumerate(wanted):
+        try:
+            used, value = resolve_path(values, segments)
+        except PathError as e:
+            raise _MappingError(key, f"spec.values.{e}") from None
+        if i == 0:
+            if not isinstance(value, str):
+                what = "a map or list" if isinstance(value, (Mapping, list)) else f"{type(value).__name__} {value!r}"
+                hint = "; quote it in the YAML" if not isinstance(value, (Mapping, list, type(None))) else ""
+                raise _MappingError(key, f"spec.values.{format_dot_path(used)} is {what}, not a string{hint}")
+            current = value
+        elif isinstance(value, (Mapping, list)):
+            raise _MappingError(key, f"spec.values.{format_dot_path(used)} is a map or list, not a scalar")
+        located.append(ValuePath(role, used, current))
+    return located
+
+
+# --- writes ---------------------------------------------------------------
+
+
+def updates_for(container: ContainerImage, new_tag: str) -> list[tuple[PathSegments, str]]:
+    """The scalar writes (document paths, new text values) that move a container to `new_tag`.
+
+    Split shapes change only their tag scalars; a whole ``repo:tag`` string is
+    rewritten with the new tag (a digest is dropped). Paths already holding
+    the value are still listed: `yamledit` leaves them byte for byte.
+    """
+    check_tag(new_tag)
+    tags = [p for p in container.locations if p.role is Role.TAG]
+    if tags:
+        return [(p.document_path, new_tag) for p in tags]
+    images = [p for p in container.locations if p.role is Role.IMAGE]
+    if not images:
+        raise ValueError(f"container {container.name!r} has no tag or image location to write")
+    value = str(parse_image_ref(images[0].current).with_tag(new_tag))
+    return [(p.document_path, value) for p in images]
