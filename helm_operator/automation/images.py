@@ -389,6 +389,13 @@ def find_images(release: Mapping[str, Any]) -> ReleaseImages:
     mapped, errors = mapped_images(annotations or {}, values)
     for error in errors:  # a broken alias hides the detected image: the user meant other paths
         by_name.pop(error.container, None)
+    # An alias wins over a detected image, by name and by place: a detected
+    # image living at paths an alias names is the same image, and two
+    # containers writing one value under different filters would fight.
+    aliased = {loc.segments for c in mapped for loc in c.locations}
+    for name, detected in list(by_name.items()):
+        if any(loc.segments in aliased for loc in detected.locations):
+            del by_name[name]
     for container in mapped:
         by_name[container.name] = container
     return ReleaseImages(tuple(by_name.values()), tuple(errors))

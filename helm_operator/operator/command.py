@@ -7,7 +7,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from helm_operator.operator.process import Operator, OperatorSettings
+from helm_operator.automation.gitwrite import GitTarget
+from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
 from helm_operator.settings import parse_duration, setup_logging
 
 
@@ -36,6 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--leader-election-name", default="helm-operator", help="name of the Lease")
     p.add_argument("--lease-duration", type=parse_duration, default=parse_duration("15s"),
                    help="how long a dead leader keeps the Lease before another replica takes over")
+    g = p.add_argument_group("image automation (on when --git-url is set)")
+    g.add_argument("--git-url", help="repository holding the HelmRelease files automation edits")
+    g.add_argument("--git-branch", default="master")
+    g.add_argument("--git-path", action="append", default=[], help="paths with HelmReleases (repeatable)")
+    g.add_argument("--git-user", default="helm-operator", help="commit author name")
+    g.add_argument("--git-email", default="helm-operator@users.noreply.local", help="commit author email")
+    g.add_argument("--git-ci-skip", action="store_true", help="append [ci skip] to commit messages")
+    g.add_argument("--git-ci-skip-message", default="[ci skip]")
+    g.add_argument("--automation-interval", type=parse_duration, default=parse_duration("5m"))
+    g.add_argument("--registry-poll-interval", type=parse_duration, default=parse_duration("5m"))
+    g.add_argument("--registry-rate-limit", type=float, default=10.0, help="requests per second per registry")
+    g.add_argument("--registry-insecure-host", action="append", default=[],
+                   help="registry host:port spoken to over plain HTTP (repeatable)")
+    g.add_argument("--docker-config", type=Path, default=None, help="docker config.json with registry auths")
+    g.add_argument("--registry-secret", action="append", default=[],
+                   help="namespace/name of a kubernetes.io/dockerconfigjson Secret (repeatable)")
+    g.add_argument("--k8s-default-namespace", default="default",
+                   help="namespace of HelmRelease documents in Git that name none")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
@@ -44,6 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     host, _, port = args.listen.rpartition(":")
+    automation = None
+    if args.git_url:
+        automation = AutomationSettings(
+            git=GitTarget(url=args.git_url, branch=args.git_branch, paths=tuple(args.git_path),
+                          author_name=args.git_user, author_email=args.git_email,
+                          ssh_command=args.git_ssh_command, ci_skip=args.git_ci_skip,
+                          ci_skip_message=args.git_ci_skip_message),
+            interval=args.automation_interval, registry_poll_interval=args.registry_poll_interval,
+            registry_rate_limit=args.registry_rate_limit,
+            registry_plain_http_hosts=tuple(args.registry_insecure_host),
+            docker_config=args.docker_config, registry_secrets=tuple(args.registry_secret),
+            default_namespace=args.k8s_default_namespace)
     settings = OperatorSettings(
         kubeconfig=args.kubeconfig, allow_namespace=args.allow_namespace, workers=args.workers,
         charts_sync_interval=args.charts_sync_interval, git_poll_interval=args.git_poll_interval,
@@ -52,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
+        automation=automation,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -17,6 +17,9 @@ from pathlib import Path
 from kubernetes import client as kclient
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.automation.automator import Automator
+from helm_operator.automation.gitwrite import GitTarget, GitWriter
+from helm_operator.automation.registry import CredentialStore, RegistryClient
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore
@@ -51,6 +54,21 @@ class OperatorSettings:
     leader_election_namespace: str = "default"
     leader_election_name: str = "helm-operator"
     lease_duration: float = 15.0
+    automation: "AutomationSettings | None" = None
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """Image automation: off unless a Git URL is given."""
+
+    git: GitTarget
+    interval: float = 300.0
+    registry_poll_interval: float = 300.0
+    registry_rate_limit: float = 10.0
+    registry_plain_http_hosts: tuple[str, ...] = ()
+    docker_config: Path | None = None
+    registry_secrets: tuple[str, ...] = ()      # "namespace/name" of dockerconfigjson Secrets
+    default_namespace: str = "default"
 
 
 class Operator:
@@ -70,6 +88,37 @@ class Operator:
         self.hr_events = HelmReleaseEvents(self.queue.add)
         self.watchers: list[ResourceWatcher] = []
         self._stopping = asyncio.Event()
+        self.automator: Automator | None = None
+
+    async def _credentials(self, auto: AutomationSettings) -> CredentialStore:
+        """Registry credentials from a docker config file and dockerconfigjson Secrets."""
+        store = CredentialStore()
+        if auto.docker_config and auto.docker_config.exists():
+            store.add_docker_config(auto.docker_config.read_text())
+        for ref in auto.registry_secrets:
+            ns, _, name = ref.partition("/")
+            try:
+                data = await self.kube.get_secret_data(ns, name)
+                store.add_docker_config(data.get(".dockerconfigjson") or data.get("config.json") or "{}")
+            except Exception as e:  # noqa: BLE001 - a bad secret must not stop the operator
+                log.warning("image automation: cannot read registry Secret %s: %s", ref, e)
+        return store
+
+    async def _start_automation(self) -> asyncio.Task[None] | None:
+        auto = self.settings.automation
+        if auto is None:
+            return None
+        registry = RegistryClient(await self._credentials(auto), auto.registry_rate_limit,
+                                  plain_http_hosts=auto.registry_plain_http_hosts)
+        writer = GitWriter(auto.git, self.settings.cache_dir / "automation" / "checkout")
+        ns = self.settings.allow_namespace
+        self.automator = Automator(
+            lambda: self.kube.list_helmreleases(ns), writer, registry, self.kube.emit_event,
+            interval=auto.interval, poll_interval=auto.registry_poll_interval,
+            default_namespace=auto.default_namespace)
+        log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
+                 auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
+        return asyncio.create_task(self.automator.run(self._stopping), name="automation")
 
     def _health(self) -> Health:
         dead = [w.name for w in self.watchers if not w._thread.is_alive()]
@@ -182,6 +231,9 @@ class Operator:
             asyncio.create_task(self._resync(), name="resync"),
             asyncio.create_task(self._poll_git(), name="git-poll"),
         ]
+        automation = await self._start_automation()
+        if automation is not None:
+            tasks.append(automation)
         await self._stopping.wait()
         log.info("stopping: no new work is taken; in-flight releases finish")
         self.queue.shutdown()

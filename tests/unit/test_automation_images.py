@@ -308,3 +308,18 @@ def test_a_digest_pinned_image_string_moves_to_the_plain_new_tag() -> None:
 def test_an_image_without_a_tag_gets_one() -> None:
     [c] = find_images(release({"image": "nginx"})).containers
     assert c.tag == "" and updates_for(c, "1.25") == [(("spec", "values", "image"), "nginx:1.25")]
+
+
+def test_alias_wins_over_a_detected_image_at_the_same_paths() -> None:
+    """`image.repository`/`image.tag` are detected as `chart-image`, but an alias
+    naming those paths is the same image: only the alias (and its filter) counts."""
+    from helm_operator.automation.images import find_images
+
+    release = {
+        "metadata": {"annotations": {"repository.fluxcd.io/app": "image.repository",
+                                     "tag.fluxcd.io/app": "image.tag"}},
+        "spec": {"values": {"image": {"repository": "example.com/app", "tag": "1.0.0"},
+                            "sidecar": {"image": "example.com/proxy:2.0"}}},
+    }
+    names = sorted(c.name for c in find_images(release).containers)
+    assert names == ["app", "sidecar"]

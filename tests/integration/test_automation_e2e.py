@@ -1,0 +1,169 @@
+"""Image automation end to end: a new tag in a real registry becomes a Git
+commit with a one-line diff, the syncer applies it, the operator upgrades,
+and the Deployment runs the new image. Plus locks and invalid filters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.localcluster import LocalCluster, free_port
+from tests.integration.conftest import ChartRepo, start_operator
+from tests.integration.helpers import eventually
+from tests.integration.hr import events, get, new_namespace, wait_phase
+from tests.integration.images import Pusher
+from tests.integration.registry import Registry, start_registry
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    reg = start_registry(tmp_path / "registry")
+    yield reg
+    reg.stop()
+
+
+def _release_yaml(ns: str, repo_url: str, image_repo: str, tag: str, *, locked: bool = False,
+                  filter_: str = "semver:~1.0") -> str:
+    lock = '    fluxcd.io/locked: "true"\n' if locked else ""
+    return f"""\
+---
+# An automated release: the operator bumps the tag in this file.
+apiVersion: helm.fluxcd.io/v1
+kind: HelmRelease
+metadata:
+  name: app
+  namespace: {ns}
+  annotations:
+    fluxcd.io/automated: "true"
+{lock}    filter.fluxcd.io/hello: "{filter_}"
+    repository.fluxcd.io/hello: image.repository
+    tag.fluxcd.io/hello: image.tag,podLabels.version
+spec:
+  chart:
+    repository: {repo_url}/
+    name: hello
+    version: 0.1.0
+  values:
+    image:
+      repository: {image_repo}   # pushed by the test
+      tag: "{tag}"  # bumped by automation
+    podLabels:
+      version: "{tag}"
+"""
+
+
+def _seed_remote(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    _git(work, "config", "user.email", "dev@example.com")
+    _git(work, "config", "user.name", "dev")
+    for rel, text in files.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(text)
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "seed")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(remote)], check=True)
+    _git(work, "remote", "add", "origin", str(remote))
+    return work, remote
+
+
+def _deployment_image(cluster: LocalCluster, ns: str, name: str) -> str:
+    d = get(cluster, ns, "deployment", name) or {}
+    return d.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("image", "")
+
+
+def test_new_tag_is_committed_synced_and_upgraded(
+        cluster: LocalCluster, chart_repo: ChartRepo, registry: Registry, tmp_path: Path) -> None:
+    ns = new_namespace(cluster)
+    pusher = Pusher(registry.host)
+    pusher.push_image("team/app", "1.0.0", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    pusher.push_image("team/app", "2.0.0", datetime(2026, 1, 2, tzinfo=timezone.utc))  # outside ~1.0
+    image_repo = f"{registry.host}/team/app"
+    work, remote = _seed_remote(tmp_path, {"releases/app.yaml": _release_yaml(ns, chart_repo.url, image_repo, "1.0.0")})
+
+    sync_port = free_port()
+    syncer = subprocess.Popen(
+        [sys.executable, "-m", "helm_operator.cli", "sync", "--kubeconfig", str(cluster.kubeconfig),
+         "--git-url", f"file://{remote}", "--git-branch", "main", "--git-path", "releases",
+         "--git-poll-interval", "1s", "--sync-interval", "1m", "--namespace", ns,
+         "--listen", "127.0.0.1", "--listen-port", str(sync_port), "--workdir", str(tmp_path / "syncer")],
+        stdout=(tmp_path / "syncer.log").open("ab"), stderr=subprocess.STDOUT, env=cluster.env())
+    op = start_operator(cluster, tmp_path / "op", "--allow-namespace", ns,
+                        "--git-url", f"file://{remote}", "--git-branch", "main", "--git-path", "releases",
+                        "--git-user", "Automation Bot", "--git-email", "bot@example.com",
+                        "--registry-poll-interval", "1s", "--automation-interval", "1h",
+                        "--registry-insecure-host", registry.host)
+    try:
+        wait_phase(cluster, ns, "app", "Succeeded", timeout=90)
+        assert _deployment_image(cluster, ns, f"{ns}-app-hello") == f"{image_repo}:1.0.0"
+        seeded = _git(work, "rev-parse", "HEAD").strip()
+
+        pusher.push_image("team/app", "1.0.1", datetime(2026, 1, 3, tzinfo=timezone.utc))
+
+        def automation_commit() -> str:
+            _git(work, "fetch", "-q", "origin")
+            head = _git(work, "rev-parse", "origin/main").strip()
+            return head if head != seeded else ""
+
+        commit = eventually(automation_commit, timeout=60, interval=0.5, what="the automation commit")
+        message = _git(work, "log", "-1", "--format=%s|%an|%ae", commit).strip()
+        assert message == f"Auto-release {image_repo}:1.0.1|Automation Bot|bot@example.com"
+        diff = _git(work, "diff", "-U0", seeded, commit, "--", "releases/app.yaml")
+        changed = [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+        assert changed == ['-      tag: "1.0.0"  # bumped by automation', '+      tag: "1.0.1"  # bumped by automation',
+                           '-      version: "1.0.0"', '+      version: "1.0.1"']
+
+        eventually(lambda: _deployment_image(cluster, ns, f"{ns}-app-hello") == f"{image_repo}:1.0.1",
+                   timeout=90, interval=0.5, what="the Deployment to run 1.0.1")
+        st = wait_phase(cluster, ns, "app", "Succeeded", timeout=60)
+        assert st["releaseStatus"] == "deployed"
+        # no second commit: 2.0.0 is outside the filter, 1.0.1 is already in Git
+        _git(work, "fetch", "-q", "origin")
+        assert _git(work, "rev-list", "--count", f"{seeded}..origin/main").strip() == "1"
+    finally:
+        op.stop()
+        syncer.terminate()
+        syncer.wait(10)
+
+
+def test_locked_release_and_invalid_filter_are_left_alone(
+        cluster: LocalCluster, chart_repo: ChartRepo, registry: Registry, tmp_path: Path) -> None:
+    ns = new_namespace(cluster)
+    pusher = Pusher(registry.host)
+    for tag, day in (("1.0.0", 1), ("1.0.5", 2)):
+        pusher.push_image("team/app", tag, datetime(2026, 1, day, tzinfo=timezone.utc))
+    image_repo = f"{registry.host}/team/app"
+    locked = _release_yaml(ns, chart_repo.url, image_repo, "1.0.0", locked=True)
+    invalid = _release_yaml(ns, chart_repo.url, image_repo, "1.0.0", filter_="semver:~~not-a-range").replace(
+        "name: app", "name: badfilter")
+    work, remote = _seed_remote(tmp_path, {"releases/locked.yaml": locked, "releases/bad.yaml": invalid})
+    for doc in (locked, invalid):
+        cluster.kubectl("apply", "-f", "-", input=doc)
+    op = start_operator(cluster, tmp_path / "op", "--allow-namespace", ns,
+                        "--git-url", f"file://{remote}", "--git-branch", "main",
+                        "--registry-poll-interval", "1s", "--automation-interval", "2s",
+                        "--registry-insecure-host", registry.host)
+    try:
+        eventually(lambda: any(e["reason"] == "ImageAutomationFailed" and "invalid tag filter" in e["message"]
+                               for e in events(cluster, ns, "badfilter")),
+                   timeout=30, what="an event about the invalid filter")
+        eventually(lambda: op.log_text().count("image automation on") == 1 and
+                   op.log_text().count("periodic resync") >= 0, timeout=5)
+        import time
+        time.sleep(6)  # several automation passes
+        _git(work, "fetch", "-q", "origin")
+        assert _git(work, "rev-list", "--count", "origin/main").strip() == "1"  # only the seed commit
+        assert "invalid tag filter" in op.log_text()
+    finally:
+        op.stop()
