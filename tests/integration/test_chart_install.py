@@ -6,7 +6,8 @@ The RBAC proof runs both roles locally as that ServiceAccount: a token from
 `kubectl create token`, a kubeconfig holding only that token, then
 `helm-operator sync` applies a Namespace, a ConfigMap and a HelmRelease from
 a Git remote (garbage collection on, read-only marker), and `helm-operator
-run` installs the HelmRelease to Succeeded. Neither process sees the admin
+run` (with leader election on the chart's Lease) installs the HelmRelease
+to Succeeded. Neither process sees the admin
 kubeconfig (not even through $KUBECONFIG), so a missing rule shows up as a
 403 in their logs and a test failure here.
 """
@@ -193,7 +194,11 @@ def test_chart_rbac_is_enough_for_the_syncer_and_the_operator(
         operator = Process("operator", [
             "run", "--kubeconfig", str(kubeconfig), "--allow-namespace", release_ns,
             "--listen", f"127.0.0.1:{run_port}", "--cache-dir", str(tmp_path / "cache"),
-            "--helm-binary", cluster.binary("helm"), "--charts-sync-interval", "15s", "--log-level", "debug"],
+            "--helm-binary", cluster.binary("helm"), "--charts-sync-interval", "15s", "--log-level", "debug",
+            # As the chart passes it with leaderElection.enabled: the Lease
+            # in the chart's namespace, named after the installation.
+            "--leader-elect", "--leader-election-namespace", chart_ns,
+            "--leader-election-name", installed_chart["release"]],
             env, tmp_path / "operator.log", run_port)
 
         configmap = eventually(lambda: get(cluster, release_ns, "configmap", "from-git"), timeout=60,
@@ -204,6 +209,8 @@ def test_chart_rbac_is_enough_for_the_syncer_and_the_operator(
         assert st["releaseStatus"] == "deployed"
         assert condition(st, "Ready")["status"] == "True"
         assert get(cluster, release_ns, "deployment", f"{release_ns}-web-hello") is not None
+        lease = get(cluster, chart_ns, "lease", installed_chart["release"])
+        assert lease is not None and lease["spec"]["holderIdentity"]
 
         status = subprocess.run(
             [*HELM_OPERATOR, "sync-status", "--kubeconfig", str(kubeconfig), "--namespace", chart_ns,

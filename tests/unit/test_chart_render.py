@@ -347,17 +347,22 @@ def test_two_replicas_with_leader_election() -> None:
     assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
     operator = containers(docs)["operator"]
     assert "--leader-elect" in operator["args"]
-    assert {"POD_NAME", "POD_NAMESPACE"} <= set(env_of(operator))
-    if cli_has_flag("run", "--leader-elect"):
-        parse_cli(operator["args"])
+    assert "POD_NAMESPACE" in env_of(operator)
+    args = parse_cli(operator["args"])
+    assert args.leader_elect is True
+    assert args.leader_election_name == NAME, "one Lease per installation"
+    assert args.lease_duration == 15.0
+    # The Lease's namespace is the pod's ($POD_NAMESPACE), where the chart's
+    # Role allows leases.
+    assert env_of(operator)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_registry_secrets_become_flags_only_under_the_switch() -> None:
-    values = {"registry.secretNames[0]": "ghcr-pull", "registry.secretNames[1]": "ecr-pull"}
+    values = {"registry.secretNames[0]": "ghcr-pull", "registry.secretNames[1]": "ops/ecr-pull"}
     assert not [a for a in containers(render(values))["operator"]["args"] if "registry" in a]
     args = containers(render({**values, "registry.passFlags": "true"}))["operator"]["args"]
     assert [a for a in args if a.startswith("--registry-secret")] == [
-        "--registry-secret=ghcr-pull", "--registry-secret=ecr-pull"]
+        f"--registry-secret={NAMESPACE}/ghcr-pull", "--registry-secret=ops/ecr-pull"]
     if cli_has_flag("run", "--registry-secret"):
         parse_cli(args)
 
