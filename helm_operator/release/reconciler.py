@@ -272,7 +272,8 @@ class Reconciler:
             if result is not None:
                 return result
         await self.recorder.record(a.hr, a.obj, Outcome(
-            Phase.SUCCEEDED, f"release {hr.release_name} {verb}d with chart {hr.chart}",
+            Phase.SUCCEEDED, f"release {hr.release_name} {'installed' if install else 'upgraded'} "
+                             f"with chart {hr.chart}",
             release_status="deployed", revision=a.chart.revision, attempted_revision=a.chart.revision))
         self.settled[hr.key] = a.desired
         return Result.OK

@@ -7,25 +7,20 @@ that appends each invocation's verb to a file so tests can count helm calls.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
-
 from tests.cluster.localcluster import LocalCluster, free_port
+from tests.integration.chartserver import package_chart, serve_directory
 from tests.integration.helpers import eventually
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
@@ -37,38 +32,12 @@ class ChartRepo:
     root: Path
 
 
-def _package(cluster: LocalCluster, source: Path, version: str, dest: Path, name: str | None = None) -> None:
-    work = dest / f".src-{version}"
-    shutil.copytree(source, work / source.name)
-    chart_yaml = work / source.name / "Chart.yaml"
-    meta = yaml.safe_load(chart_yaml.read_text())
-    meta["version"] = version
-    if name:
-        meta["name"] = name
-    chart_yaml.write_text(yaml.safe_dump(meta))
-    subprocess.run([cluster.binary("helm"), "package", str(work / source.name), "-d", str(dest)],
-                   check=True, capture_output=True)
-    shutil.rmtree(work)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve_directory(root: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
-
-
 @pytest.fixture(scope="session")
 def chart_repo(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepo]:
     """A Helm chart repository: `hello` at 0.1.0, 0.2.0 and 0.3.0."""
     root = tmp_path_factory.mktemp("chart-repo")
     for version in ("0.1.0", "0.2.0", "0.3.0"):
-        _package(cluster, TESTDATA / "charts" / "hello", version, root)
+        package_chart(cluster.binary("helm"), TESTDATA / "charts" / "hello", version, root)
     url, server = serve_directory(root)
     subprocess.run([cluster.binary("helm"), "repo", "index", str(root), "--url", url], check=True)
     yield ChartRepo(url, root)
