@@ -357,10 +357,11 @@ def test_two_replicas_with_leader_election() -> None:
     assert env_of(operator)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
-def test_registry_secrets_become_flags_only_under_the_switch() -> None:
+def test_registry_secrets_become_flags_unless_switched_off() -> None:
     values = {"registry.secretNames[0]": "ghcr-pull", "registry.secretNames[1]": "ops/ecr-pull"}
-    assert not [a for a in containers(render(values))["operator"]["args"] if "registry" in a]
-    args = containers(render({**values, "registry.passFlags": "true"}))["operator"]["args"]
+    off = containers(render({**values, "registry.passFlags": "false"}))["operator"]["args"]
+    assert not [a for a in off if "registry" in a]
+    args = containers(render(values))["operator"]["args"]
     assert [a for a in args if a.startswith("--registry-secret")] == [
         f"--registry-secret={NAMESPACE}/ghcr-pull", "--registry-secret=ops/ecr-pull"]
     if cli_has_flag("run", "--registry-secret"):
@@ -403,3 +404,41 @@ def test_invalid_values_are_refused_by_the_schema(values: dict[str, str], compla
     proc = run_helm(*args)
     assert proc.returncode != 0, f"accepted {values}"
     assert "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+def test_automation_passes_git_and_registry_flags_to_the_operator() -> None:
+    """With automation on, `helm-operator run` gets the Git target of the first
+    source and the registry settings, and they parse with the CLI's own parser."""
+    import subprocess as _sp
+    import yaml as _yaml
+
+    from helm_operator.cli import build_parser
+    from tests.cluster.localcluster import ensure_binaries
+
+    helm = str(ensure_binaries() / "helm")
+    chart = Path(__file__).resolve().parents[2] / "charts" / "helm-operator"
+    out = _sp.run([helm, "template", "t", str(chart), "--set", "automation.enabled=true",
+                   "--set", "git.sources[0].name=apps", "--set", "git.sources[0].url=ssh://git@example.com/o/c.git",
+                   "--set", "git.sources[0].branch=main", "--set", "automation.paths={releases}",
+                   "--set", "registry.secretNames={regcred}"],
+                  check=True, capture_output=True, text=True).stdout
+    deployment = next(d for d in _yaml.safe_load_all(out) if d and d["kind"] == "Deployment")
+    operator = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["args"][0] == "run")
+    args = build_parser().parse_args(operator["args"])
+    assert args.git_url == "ssh://git@example.com/o/c.git"
+    assert args.git_branch == "main"
+    assert args.git_path == ["releases"]
+    assert args.registry_secret == ["default/regcred"]
+
+
+def test_automation_without_a_repository_is_refused() -> None:
+    import subprocess as _sp
+
+    from tests.cluster.localcluster import ensure_binaries
+
+    helm = str(ensure_binaries() / "helm")
+    chart = Path(__file__).resolve().parents[2] / "charts" / "helm-operator"
+    result = _sp.run([helm, "template", "t", str(chart), "--set", "automation.enabled=true"],
+                     capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "automation.enabled needs automation.gitUrl" in result.stderr
