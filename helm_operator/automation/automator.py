@@ -28,7 +28,7 @@ import yaml
 
 from helm_operator.automation import yamledit
 from helm_operator.automation.gitwrite import GitWriteError, GitWriter, locate
-from helm_operator.automation.images import ContainerImage, find_images, read_policy, updates_for
+from helm_operator.automation.images import find_images, read_policy, updates_for
 from helm_operator.automation.policy import InvalidFilter, TagFilter, TagInfo, newest, parse_filter
 from helm_operator.automation.registry import RegistryClient, RegistryError
 

@@ -14,7 +14,6 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubernetes import client as kclient
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.automation.automator import Automator

@@ -7,13 +7,10 @@ that appends each invocation's verb to a file so tests can count helm calls.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from typing import Any
 
@@ -62,3 +63,10 @@ def events(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]:
 
 def hello_chart(repo_url: str, version: str = "0.1.0") -> dict[str, Any]:
     return {"repository": repo_url + "/", "name": "hello", "version": version}
+
+
+def helm_history(cluster: LocalCluster, ns: str, release: str) -> list[dict[str, Any]]:
+    """`helm history` of a release; empty when it does not exist."""
+    r = subprocess.run([cluster.binary("helm"), "history", release, "-n", ns, "-o", "json"],
+                       env=cluster.env(), capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else []

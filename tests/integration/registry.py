@@ -37,7 +37,10 @@ class Registry:
                 self.proc.kill()
 
 
-def start_registry(workdir: Path, username: str | None = None, password: str | None = None) -> Registry:
+def start_registry(workdir: Path, username: str | None = None, password: str | None = None,
+                   auth: dict | None = None) -> Registry:
+    """Start a registry; htpasswd auth with `username`/`password`, or any
+    `auth` section of the registry's config (e.g. token auth)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config: dict = {
@@ -46,7 +49,9 @@ def start_registry(workdir: Path, username: str | None = None, password: str | N
         "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
         "http": {"addr": f"127.0.0.1:{port}", "secret": "test-only-secret"},
     }
-    if username and password:
+    if auth is not None:
+        config["auth"] = auth
+    elif username and password:
         htpasswd = workdir / "htpasswd"
         out = subprocess.run(["htpasswd", "-Bbn", username, password], check=True, capture_output=True, text=True)
         htpasswd.write_text(out.stdout)
@@ -70,6 +75,7 @@ def start_registry(workdir: Path, username: str | None = None, password: str | N
         except OSError:
             pass
         if time.monotonic() > deadline:
+            reg.stop()
             raise RuntimeError("docker-registry did not start")
         time.sleep(0.1)
     return reg

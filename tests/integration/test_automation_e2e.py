@@ -4,7 +4,6 @@ and the Deployment runs the new image. Plus locks and invalid filters."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator

@@ -4,21 +4,16 @@ bad input that must end in a clear status while the others keep going."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 from tests.cluster.kwokstages import FAIL, POD_STATE_LABEL, UNREADY
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import ChartRepo, OperatorProcess
 from tests.integration.helpers import eventually
-from tests.integration.hr import (apply, condition, events, get, hello_chart, helmrelease, new_namespace,
+from tests.integration.hr import (helm_history, apply, condition, events, get, hello_chart, helmrelease, new_namespace,
                                   wait_phase)
 
 
-def _history(cluster: LocalCluster, ns: str, release: str) -> list[dict]:
-    r = subprocess.run([cluster.binary("helm"), "history", release, "-n", ns, "-o", "json"],
-                       env=cluster.env(), capture_output=True, text=True)
-    return json.loads(r.stdout) if r.returncode == 0 else []
 
 
 def test_failed_upgrade_with_rollback_enabled_rolls_back(
@@ -35,13 +30,13 @@ def test_failed_upgrade_with_rollback_enabled_rolls_back(
     assert condition(st, "RolledBack")["status"] == "True"
     assert condition(st, "Released")["status"] == "False"
     assert condition(st, "Ready")["status"] == "False"
-    statuses = [h["status"] for h in _history(cluster, ns, f"{ns}-web")]
+    statuses = [h["status"] for h in helm_history(cluster, ns, f"{ns}-web")]
     assert statuses[-2:] == ["failed", "deployed"]
     assert any(e["reason"] == "FailedReleaseSync" for e in events(cluster, ns, "web"))
     # rollback.retry is false: the same configuration is not tried again
-    revisions = len(_history(cluster, ns, f"{ns}-web"))
+    revisions = len(helm_history(cluster, ns, f"{ns}-web"))
     time.sleep(20)  # longer than the 15s resync
-    assert len(_history(cluster, ns, f"{ns}-web")) == revisions
+    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
 
 
 def test_render_error_creates_no_revision_and_triggers_no_rollback(
@@ -55,7 +50,7 @@ def test_render_error_creates_no_revision_and_triggers_no_rollback(
     st = wait_phase(cluster, ns, "web", "DeployFailed", generation=2)
     assert "render failure requested" in condition(st, "Released")["message"]
     assert st.get("rollbackCount", 0) == 0
-    assert len(_history(cluster, ns, f"{ns}-web")) == 1
+    assert len(helm_history(cluster, ns, f"{ns}-web")) == 1
 
 
 def test_failed_test_on_fresh_install_uninstalls_it(
@@ -67,7 +62,7 @@ def test_failed_test_on_fresh_install_uninstalls_it(
     }))
     st = wait_phase(cluster, ns, "web", "TestFailed")
     assert condition(st, "Tested")["status"] == "False"
-    eventually(lambda: not _history(cluster, ns, f"{ns}-web"), timeout=30, what="release uninstalled")
+    eventually(lambda: not helm_history(cluster, ns, f"{ns}-web"), timeout=30, what="release uninstalled")
 
 
 def test_failed_test_with_ignore_failures_keeps_the_release(
@@ -79,7 +74,7 @@ def test_failed_test_with_ignore_failures_keeps_the_release(
     }))
     st = wait_phase(cluster, ns, "web", "Succeeded")
     assert condition(st, "Tested")["status"] == "False"
-    assert _history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
+    assert helm_history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
 
 
 def test_passing_test_marks_the_release_tested(
@@ -101,7 +96,7 @@ def test_failed_test_on_upgrade_rolls_back_when_enabled(
     apply(cluster, ns, helmrelease("web", spec))
     st = wait_phase(cluster, ns, "web", "RolledBack", generation=2)
     assert st["rollbackCount"] == 1
-    assert _history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
+    assert helm_history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
 
 
 def test_rollback_retry_stops_after_max_retries(
@@ -115,9 +110,9 @@ def test_rollback_retry_stops_after_max_retries(
     apply(cluster, ns, helmrelease("web", spec))
     eventually(lambda: (get(cluster, ns, "helmrelease", "web") or {}).get("status", {}).get("rollbackCount") == 2,
                timeout=150, interval=1, what="a second rollback after one retry")
-    revisions = len(_history(cluster, ns, f"{ns}-web"))
+    revisions = len(helm_history(cluster, ns, f"{ns}-web"))
     time.sleep(25)
-    assert len(_history(cluster, ns, f"{ns}-web")) == revisions  # no third attempt
+    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions  # no third attempt
 
 
 BAD_SPECS = {

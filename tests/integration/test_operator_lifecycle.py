@@ -4,7 +4,6 @@ can be killed and restarted."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from tests.cluster.kwokstages import POD_STATE_LABEL, UNREADY
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import ChartRepo, OperatorProcess, start_operator
 from tests.integration.helpers import eventually
-from tests.integration.hr import apply, get, hello_chart, helmrelease, new_namespace, wait_phase
+from tests.integration.hr import helm_history, apply, get, hello_chart, helmrelease, new_namespace, wait_phase
 
 HELLO = Path(__file__).resolve().parents[1] / "testdata" / "charts" / "hello"
 
@@ -28,10 +27,6 @@ def own_operator(cluster: LocalCluster, tmp_path: Path) -> Iterator[OperatorProc
     op.stop()
 
 
-def _history(cluster: LocalCluster, ns: str, release: str) -> list[dict]:
-    r = subprocess.run([cluster.binary("helm"), "history", release, "-n", ns, "-o", "json"],
-                       env=cluster.env(), capture_output=True, text=True)
-    return json.loads(r.stdout) if r.returncode == 0 else []
 
 
 def test_release_left_pending_by_a_killed_operator_is_recovered(
@@ -42,16 +37,16 @@ def test_release_left_pending_by_a_killed_operator_is_recovered(
     wait_phase(cluster, ns, "web", "Succeeded")
     spec["values"] = {"podLabels": {POD_STATE_LABEL: UNREADY}}
     apply(cluster, ns, helmrelease("web", spec))
-    eventually(lambda: (_history(cluster, ns, f"{ns}-web") or [{}])[-1].get("status") == "pending-upgrade",
+    eventually(lambda: (helm_history(cluster, ns, f"{ns}-web") or [{}])[-1].get("status") == "pending-upgrade",
                timeout=60, what="the upgrade to be in flight")
     own_operator.kill_all()  # operator and its helm child die mid-upgrade
-    assert _history(cluster, ns, f"{ns}-web")[-1]["status"] == "pending-upgrade"
+    assert helm_history(cluster, ns, f"{ns}-web")[-1]["status"] == "pending-upgrade"
     spec["values"] = {"message": "fixed"}  # a good configuration, committed while it was down
     apply(cluster, ns, helmrelease("web", spec))
     own_operator.start_again()
     st = wait_phase(cluster, ns, "web", "Succeeded", generation=3, timeout=120)
     assert st["releaseStatus"] == "deployed"
-    history = _history(cluster, ns, f"{ns}-web")
+    history = helm_history(cluster, ns, f"{ns}-web")
     # helm keeps the interrupted revision's record; what matters is that a
     # rollback to revision 1 released the lock and the new upgrade deployed.
     assert [h["status"] for h in history] == ["superseded", "pending-upgrade", "superseded", "deployed"]
@@ -69,7 +64,7 @@ def test_helmrelease_deleted_while_the_operator_is_down_is_still_uninstalled(
     assert get(cluster, ns, "helmrelease", "web") is not None  # held by the finalizer
     own_operator.start_again()
     eventually(lambda: get(cluster, ns, "helmrelease", "web") is None, timeout=60, what="HelmRelease gone")
-    assert not _history(cluster, ns, f"{ns}-web")
+    assert not helm_history(cluster, ns, f"{ns}-web")
     assert get(cluster, ns, "deployment", f"{ns}-web-hello") is None
 
 
@@ -109,14 +104,14 @@ def test_git_chart_source_upgrades_only_when_the_chart_path_changes(
     values.write_text(values.read_text().replace("message: hello", "message: from-git"))
     _git(work, "commit", "-qam", "chart change")
     second = _git(work, "rev-parse", "HEAD")
-    revisions_before = len(_history(cluster, ns, f"{ns}-web"))
+    revisions_before = len(helm_history(cluster, ns, f"{ns}-web"))
     assert revisions_before == 1  # the docs commit caused no upgrade
     _git(work, "push", "-q", "origin", "main")
     urllib.request.urlopen(urllib.request.Request(
         f"http://127.0.0.1:{own_operator.port}/api/v1/sync-git", method="POST"), timeout=5).close()
     eventually(lambda: (get(cluster, ns, "helmrelease", "web") or {}).get("status", {}).get("revision") == second,
                timeout=60, what="upgrade to the new chart commit")
-    assert len(_history(cluster, ns, f"{ns}-web")) == 2
+    assert len(helm_history(cluster, ns, f"{ns}-web")) == 2
 
 
 def test_metrics_and_health_endpoints(

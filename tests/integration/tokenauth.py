@@ -12,24 +12,20 @@ import base64
 import datetime as dt
 import http.server
 import json
-import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.cluster.localcluster import free_port
-from tests.integration.registry import REGISTRY_BINARY, Registry
+from tests.integration.registry import Registry, start_registry
 
 SERVICE = "test-registry"
 ISSUER = "test-token-issuer"
@@ -118,34 +114,5 @@ def start_token_registry(workdir: Path, tokens: TokenServer) -> Registry:
     workdir.mkdir(parents=True, exist_ok=True)
     bundle = workdir / "token-signer.pem"
     bundle.write_bytes(tokens.cert_pem())
-    port = free_port()
-    config = {
-        "version": 0.1,
-        "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "test-only-secret"},
-        "auth": {"token": {"realm": tokens.url, "service": SERVICE, "issuer": ISSUER,
-                           "rootcertbundle": str(bundle)}},
-    }
-    cfg = workdir / "config.yml"
-    cfg.write_text(yaml.safe_dump(config))
-    log = workdir / "registry.log"
-    proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(cfg)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    registry = Registry(f"127.0.0.1:{port}", proc, log, tokens.username, tokens.password)
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://{registry.host}/v2/", timeout=1).close()
-            break
-        except urllib.error.HTTPError as e:
-            if e.code == 401:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            registry.stop()
-            raise RuntimeError("docker-registry did not start")
-        time.sleep(0.1)
-    return registry
+    return start_registry(workdir, tokens.username, tokens.password, auth={
+        "token": {"realm": tokens.url, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(bundle)}})
