@@ -19,6 +19,7 @@ from helm_operator import __version__
 COMMAND_MODULES = (
     "helm_operator.operator.command",   # run
     "helm_operator.gitsync.command",    # sync, sync-status
+    "helm_operator.automation.command",  # list-workloads, list-images, release, automate, lock, policy, ...
 )
 
 
