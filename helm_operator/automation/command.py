@@ -115,11 +115,11 @@ def parse_workload(text: str, default_namespace: str = "default") -> Workload:
 
 def similar(wanted: Workload, known: Iterable[Workload], limit: int = 3) -> list[str]:
     """The known workloads closest to the one asked for, best first."""
-    names = sorted({str(w) for w in known})
-    close = difflib.get_close_matches(str(wanted), names, n=limit, cutoff=0.6)
+    by_key = {f"{w.namespace}/{w.name}": str(w) for w in known}   # the common ":helmrelease/" would blur scores
+    close = difflib.get_close_matches(f"{wanted.namespace}/{wanted.name}", sorted(by_key), n=limit, cutoff=0.6)
     if not close:  # the right name in another namespace
-        close = [n for n in names if n.endswith(f"/{wanted.name}")][:limit]
-    return close
+        close = [k for k in sorted(by_key) if k.endswith(f"/{wanted.name}")][:limit]
+    return [by_key[k] for k in close]
 
 
 def unknown_workload(wanted: Workload, known: Iterable[Workload], where: str) -> CommandError:
