@@ -583,7 +583,8 @@ def workload_rows(items: Iterable[Mapping[str, Any]]) -> list[list[str]]:
         state = str(status.get("releaseStatus") or status.get("phase") or "")
         found = find_images(obj)
         first = [str(workload), state, policy_words(annotations)]
-        lines = [[c.name, c.image_ref, policy.filters.get(c.name, "")] for c in found.containers]
+        lines = [[c.name, c.image_ref, policy.filters.get(c.name, "")]
+                 for c in sorted(found.containers, key=lambda c: c.name)]
         lines += [[e.container, f"(error: {e.message})", ""] for e in found.errors]
         for i, (container, image, tag_filter) in enumerate(lines or [["", "", ""]]):
             head = first if i == 0 else ["", "", ""]
@@ -622,7 +623,7 @@ async def list_images(args: argparse.Namespace) -> int:
             found = find_images(obj)
             if not found.containers:
                 rows.append([str(workload), "", "(no images found)", ""])
-            for i, c in enumerate(found.containers):
+            for i, c in enumerate(sorted(found.containers, key=lambda c: c.name)):
                 rows.append([str(workload) if i == 0 else "", c.name, c.repository, ""])
                 raw = policy.filters.get(c.name, DEFAULT_FILTER)
                 try:

@@ -112,8 +112,8 @@ def test_workload_rows() -> None:
         "status": {"releaseStatus": "deployed"}}
     rows = cmd.workload_rows([obj, {"metadata": {"name": "empty", "namespace": "demo"}, "spec": {}}])
     assert rows == [
-        ["demo:helmrelease/app", "web", "r/web:1.0", "deployed", "automated,locked", "semver:~1"],
-        ["", "db", "r/db:5", "", "", ""],
+        ["demo:helmrelease/app", "db", "r/db:5", "deployed", "automated,locked", ""],
+        ["", "web", "r/web:1.0", "", "", "semver:~1"],
         ["demo:helmrelease/empty", "", "", "", "", ""],
     ]
 
