@@ -699,7 +699,8 @@ def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             return asyncio.run(handler(args))
         except CommandError as e:
-            print(f"helm-operator {args.command}: {e}", file=sys.stderr)
+            one_line = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # git output
+            print(f"helm-operator {args.command}: {one_line}", file=sys.stderr)
             return 1
     return run
 

@@ -146,3 +146,10 @@ def test_missing_git_url_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, ca
     assert args.handler(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "helm-operator automate: no Git repository: pass --git-url" in err
+
+
+def test_git_failures_are_one_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    args = build_parser().parse_args(["lock", "-w", "ns:helmrelease/app", "--git-url", f"file://{tmp_path}/none.git"])
+    assert args.handler(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "git clone failed" in err and "check --git-url" in err
