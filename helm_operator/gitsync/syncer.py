@@ -19,6 +19,7 @@ modules that do, and turns their reports into status and metrics.
 from __future__ import annotations
 
 import asyncio
+import signal
 import datetime as dt
 import logging
 import time
@@ -255,9 +256,26 @@ class Syncer:
         log.info("syncer listening on %s:%d with %d source(s)", self.config.listen_host, port,
                  len(self.sources))
         self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
+        # SIGTERM (pod shutdown) and SIGINT stop the loops and the server
+        # cleanly; as PID 1 in a container the default action would be ignored.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stopping.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        loops = asyncio.ensure_future(asyncio.gather(*self._tasks))
+        stop_wait = asyncio.ensure_future(stopping.wait())
         try:
-            await asyncio.gather(*self._tasks)
+            await asyncio.wait({loops, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if loops.done():
+                loops.result()
+            else:
+                log.info("syncer stopping")
         finally:
+            stop_wait.cancel()
+            loops.cancel()
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
