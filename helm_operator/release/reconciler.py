@@ -294,8 +294,7 @@ class Reconciler:
                 await self._uninstall(hr, a.obj)
                 return Result.RETRY
             if hr.rollback.enable:
-                await self._rollback(a, None)
-                return Result.RETRY
+                return await self._rollback(a, None)
             self.settled[hr.key] = a.desired  # deployed but failing its tests: wait for a change
             return Result.WAIT
         a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(

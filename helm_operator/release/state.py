@@ -66,14 +66,14 @@ def _last_deployed(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
 
 
 def _rolled_back_from(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
-    """If the current revision is a rollback, the failed revision it undid."""
-    current = history[-1]
-    if not current.description.startswith("Rollback to"):
+    """If the current revision is a rollback, the revision it undid.
+
+    That is the revision current when the rollback ran: `failed` after a
+    failed upgrade, `superseded` after an upgrade whose tests failed.
+    """
+    if len(history) < 2 or not history[-1].description.startswith("Rollback to"):
         return None
-    for entry in reversed(history[:-1]):
-        if entry.status == "failed" or digest_of(entry):
-            return entry if entry.status == "failed" else None
-    return None
+    return history[-2]
 
 
 def determine(hr: HelmRelease, history: Sequence[HistoryEntry] | None, desired: str,

@@ -97,6 +97,11 @@ def test_failed_test_on_upgrade_rolls_back_when_enabled(
     st = wait_phase(cluster, ns, "web", "RolledBack", generation=2)
     assert st["rollbackCount"] == 1
     assert helm_history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
+    # rollback.retry is false: the failed configuration is not upgraded to again
+    revisions = len(helm_history(cluster, ns, f"{ns}-web"))
+    time.sleep(12)  # past the first backoff retries (5 s, 10 s)
+    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
+    assert (get(cluster, ns, "helmrelease", "web") or {})["status"]["rollbackCount"] == 1
 
 
 def test_rollback_retry_stops_after_max_retries(

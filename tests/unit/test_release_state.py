@@ -91,3 +91,12 @@ def test_a_new_config_after_a_rollback_is_upgraded() -> None:
     history = [_rev(1, "superseded", OTHER), _rev(2, "failed", description="Upgrade failed"),
                _rev(3, "deployed", description="Rollback to 1")]
     assert determine(_hr(rollback={"enable": True}), history, DESIRED, attempted=OTHER).action is Action.UPGRADE
+
+
+def test_upgrade_rolled_back_because_its_tests_failed_is_not_retried() -> None:
+    """The undone revision is `superseded` (the upgrade itself worked) and still
+    carries its digest: the rollback must be recognised, or tests loop."""
+    history = [_rev(1, "superseded", OTHER), _rev(2, "superseded", DESIRED),
+               _rev(3, "deployed", description="Rollback to 1")]
+    d = determine(_hr(rollback={"enable": True}, test={"enable": True}), history, DESIRED, rollback_count=1)
+    assert (d.state, d.action) == (State.ROLLED_BACK, Action.NONE)
