@@ -125,6 +125,7 @@ def _line_edit(text: str, document: Node | None, to_add: Mapping[str, str], to_r
     if metadata_pair is None or not isinstance(metadata_pair[1], MappingNode):
         raise EditError("the object has no metadata map to hold annotations")
     metadata_key, metadata = metadata_pair
+    assert isinstance(metadata, MappingNode)  # checked above; narrows for the type checker
     if metadata.flow_style:
         raise EditError("metadata is written in flow style ({...}); add or remove annotations by hand")
     annotations_pair = _pair(metadata, "annotations")
@@ -144,6 +145,7 @@ def _line_edit(text: str, document: Node | None, to_add: Mapping[str, str], to_r
     if annotations_pair is not None and entries and not remaining and not to_add:
         # every annotation goes: drop the `annotations:` key with them
         key = annotations_pair[0]
+        assert annotations is not None
         splices.append(_pair_span(text, key, annotations))
     else:
         for key, value in entries:

@@ -428,15 +428,15 @@ def _detect(name: str, m: Mapping[str, Any], base: PathSegments) -> ContainerIma
     has_registry, has_tag = "registry" in m, "tag" in m
     locations = []
     if has_registry:
-        locations.append(ValuePath(Role.REGISTRY, (*base, "registry"), registry))
+        locations.append(ValuePath(Role.REGISTRY, (*base, "registry"), str(registry)))
     if has_tag:
         shape = Shape.REGISTRY_IMAGE_TAG if has_registry else Shape.IMAGE_TAG
-        locations += [ValuePath(Role.REPOSITORY, (*base, "image"), image), ValuePath(Role.TAG, (*base, "tag"), tag)]
+        locations += [ValuePath(Role.REPOSITORY, (*base, "image"), image), ValuePath(Role.TAG, (*base, "tag"), str(tag))]
     else:
         shape = Shape.REGISTRY_IMAGE if has_registry else Shape.IMAGE
         locations.append(ValuePath(Role.IMAGE, (*base, "image"), image))
     try:
-        ref = _compose(registry if has_registry else "", image, tag if has_tag else None)
+        ref = _compose(str(registry) if has_registry else "", image, str(tag) if has_tag else None)
     except ValueError:
         return None
     return _container(name, ref, shape, locations, mapped=False)
@@ -446,7 +446,7 @@ def _detect_image_map(name: str, image: Mapping[str, Any], base: PathSegments) -
     repository, tag, registry = image.get("repository"), image.get("tag"), image.get("registry")
     if not (isinstance(repository, str) and isinstance(tag, str)):
         return None
-    locations = [ValuePath(Role.REPOSITORY, (*base, "repository"), repository), ValuePath(Role.TAG, (*base, "tag"), tag)]
+    locations = [ValuePath(Role.REPOSITORY, (*base, "repository"), repository), ValuePath(Role.TAG, (*base, "tag"), str(tag))]
     shape = Shape.IMAGE_MAP
     if isinstance(registry, str):
         locations.insert(0, ValuePath(Role.REGISTRY, (*base, "registry"), registry))

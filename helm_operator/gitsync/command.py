@@ -104,8 +104,8 @@ def run_sync(args: argparse.Namespace) -> int:
     if config.once:
         statuses = asyncio.run(syncer.sync_all_once())
         for s in statuses:
-            for e in s.errors:
-                log.error("source %s: %s %s: %s", s.source, e["file"], e["object"], e["reason"])
+            for err in s.errors:
+                log.error("source %s: %s %s: %s", s.source, err["file"], err["object"], err["reason"])
         return 0 if all(s.ok for s in statuses) else 1
     try:
         asyncio.run(syncer.run())

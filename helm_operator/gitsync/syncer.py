@@ -19,6 +19,7 @@ modules that do, and turns their reports into status and metrics.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 import signal
 import datetime as dt
 import logging
@@ -265,10 +266,11 @@ class Syncer:
                 loop.add_signal_handler(sig, stopping.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        loops = asyncio.ensure_future(asyncio.gather(*self._tasks))
-        stop_wait = asyncio.ensure_future(stopping.wait())
+        loops: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*self._tasks))
+        stop_wait: asyncio.Future[bool] = asyncio.ensure_future(stopping.wait())
         try:
-            await asyncio.wait({loops, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            pending: list[asyncio.Future[Any]] = [loops, stop_wait]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if loops.done():
                 loops.result()
             else:

@@ -13,6 +13,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
@@ -148,6 +149,9 @@ class Operator:
         custom = self.kube.custom
         core = self.kube.core
         ns = self.settings.allow_namespace
+        hr_list: tuple[Any, tuple[Any, ...]]
+        cm_list: tuple[Any, tuple[Any, ...]]
+        secret_list: tuple[Any, tuple[Any, ...]]
         if ns:
             hr_list = (custom.list_namespaced_custom_object, (GROUP, VERSION, ns, PLURAL))
             cm_list = (core.list_namespaced_config_map, (ns,))

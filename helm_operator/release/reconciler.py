@@ -252,13 +252,13 @@ class Reconciler:
                                                 a.values, opts)
         except HelmError as e:
             after = await self._history(hr)
-            produced = bool(after) and after[-1].revision > before
+            produced = bool(after and after[-1].revision > before)
             release_status = after[-1].status if after else None
             log.warning("%s: helm %s failed%s: %s", hr.key, verb,
                         "" if produced else " (no revision was created)", e.message)
             hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
                 Phase.DEPLOY_FAILED, f"helm {verb} failed: {e.message}", release_status=release_status)))
-            if produced and not install and hr.rollback.enable:
+            if after and produced and not install and hr.rollback.enable:
                 target = next((h.revision for h in reversed(after[:-1])
                                if h.status in ("deployed", "superseded")), None)
                 await self._rollback(a, target)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from helm_operator.api.conditions import now_rfc3339, remove_condition, set_condition
+from helm_operator.api.conditions import ConditionStatus, now_rfc3339, remove_condition, set_condition
 from helm_operator.api.constants import REASON_FAILED, REASON_SYNCED, ConditionType, Phase
 from helm_operator.api.helmrelease import HelmReleaseRef
 from helm_operator.kube import Kube, KubeError
@@ -22,10 +22,12 @@ from helm_operator.runtime.metrics import Metrics
 log = logging.getLogger(__name__)
 
 C = ConditionType
-T, F = "True", "False"
+T: ConditionStatus = "True"
+F: ConditionStatus = "False"
+UNKNOWN: ConditionStatus = "Unknown"
 
 # phase -> conditions it sets (type, status); Ready follows separately.
-_PHASE_CONDITIONS: dict[Phase, tuple[tuple[ConditionType, str], ...]] = {
+_PHASE_CONDITIONS: dict[Phase, tuple[tuple[ConditionType, ConditionStatus], ...]] = {
     Phase.CHART_FETCHED: ((C.CHART_FETCHED, T),),
     Phase.CHART_FETCH_FAILED: ((C.CHART_FETCHED, F), (C.RELEASED, F)),
     Phase.INSTALLING: (),
@@ -72,11 +74,11 @@ def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: 
     if outcome.phase in FAILURE_PHASES:
         conditions = set_condition(conditions, C.READY, F, outcome.phase.value, outcome.message, now)
     elif outcome.phase in _IN_PROGRESS:
-        conditions = set_condition(conditions, C.READY, "Unknown", outcome.phase.value, outcome.message, now)
+        conditions = set_condition(conditions, C.READY, UNKNOWN, outcome.phase.value, outcome.message, now)
     # The Message printer column shows the Released condition's message: keep
     # it telling the latest news, also while a step is in progress.
     if outcome.phase in _IN_PROGRESS:
-        conditions = set_condition(conditions, C.RELEASED, "Unknown", outcome.phase.value,
+        conditions = set_condition(conditions, C.RELEASED, UNKNOWN, outcome.phase.value,
                                    outcome.message, now)
     status["conditions"] = conditions
     status["phase"] = outcome.phase.value
