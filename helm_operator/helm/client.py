@@ -62,6 +62,7 @@ class UpgradeOptions:
     max_history: int = 10
     disable_openapi_validation: bool = False
     description: str = ""
+    force_conflicts: bool = False  # take back fields another field manager changed (drift repair)
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
@@ -122,6 +123,8 @@ class Helm:
             args.append("--disable-openapi-validation")
         if opts.description:
             args += ["--description", opts.description]
+        if opts.force_conflicts:
+            args.append("--force-conflicts")
         args += list(opts.extra_args)
         out = await self._run("upgrade", release, args, json.dumps(values).encode())
         start = out.find(b"{")  # helm prints OCI pull lines before the JSON

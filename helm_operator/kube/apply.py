@@ -152,10 +152,12 @@ class ClusterApi:
             return None
 
     async def apply(self, rt: ResourceType, body: dict[str, Any], *, field_manager: str,
-                    force: bool = True) -> dict[str, Any]:
-        """Server-side apply `body`; returns the object as stored."""
+                    force: bool = True, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply `body`; returns the object as stored (or as it would be, with dry_run)."""
         meta = body.get("metadata") or {}
         query = [("fieldManager", field_manager)] + ([("force", "true")] if force else [])
+        if dry_run:
+            query.append(("dryRun", "All"))
         return await self._request(
             f"apply {rt.kind} {_ref(meta.get('namespace'), meta.get('name', ''))}", "PATCH",
             rt.path(meta.get("namespace"), meta.get("name")), query=query, body=body,

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--git-poll-interval", type=parse_duration, default=parse_duration("5m"),
                    help="how often Git chart sources are fetched (default 5m)")
     p.add_argument("--git-default-ref", default="master", help="chart ref when a Git chart names none")
+    p.add_argument("--drift-detection-interval", type=parse_duration, default=parse_duration("10m"),
+                   help="how often a release in sync is compared with its live objects and re-applied "
+                        "when they were changed by hand; costs one helm call per release (0 = off, default 10m)")
     p.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
                    help="ssh command for ssh Git chart sources (e.g. with -i KEY and known_hosts)")
     p.add_argument("--listen", default="0.0.0.0:3030", help="address of /metrics, /healthz, /api/v1/sync-git")
@@ -83,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
-        automation=automation,
+        automation=automation, drift_interval=args.drift_detection_interval,
     )
     asyncio.run(Operator(settings).run())
     return 0

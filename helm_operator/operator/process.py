@@ -25,7 +25,9 @@ from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore
 from helm_operator.kube.watch import ResourceWatcher
 from helm_operator.operator.watching import HelmReleaseEvents, ValuesSourceEvents, metadata_only
+from helm_operator.kube.apply import ClusterApi
 from helm_operator.release.charts import ChartFetcher
+from helm_operator.release.drift import DriftDetector
 from helm_operator.release.reconciler import Reconciler, Result
 from helm_operator.release.record import Recorder
 from helm_operator.runtime.http import Health, HttpServer
@@ -55,6 +57,7 @@ class OperatorSettings:
     leader_election_name: str = "helm-operator"
     lease_duration: float = 15.0
     automation: "AutomationSettings | None" = None
+    drift_interval: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ class Operator:
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http)
         self.reconciler = Reconciler(self.kube, self.helm, self.charts, Recorder(self.kube, self.metrics),
-                                     self.metrics, settings.git_default_ref)
+                                     self.metrics, settings.git_default_ref,
+                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
         self.hr_events = HelmReleaseEvents(self.queue.add)
         self.watchers: list[ResourceWatcher] = []

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from helm_operator.api.conditions import get_condition
-from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, ConditionType, Phase
+from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, REASON_SYNCED, ConditionType, Phase
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, InvalidSpec, parse, parse_ref
 from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError, FetchedChart
@@ -30,6 +30,7 @@ from helm_operator.helm import Helm, HelmError, HistoryEntry, ReleaseNotFound, U
 from helm_operator.kube import Kube, KubeError
 from helm_operator.release import ownership
 from helm_operator.release.charts import ChartFetcher
+from helm_operator.release.drift import DriftDetector
 from helm_operator.release.record import Outcome, Recorder
 from helm_operator.release.state import Action, Decision, State, describe_digest, determine
 from helm_operator.release.values import ValuesError, compose_values, referenced_objects
@@ -61,13 +62,17 @@ class Reconciler:
     """Makes HelmReleases true; one instance per operator, called per key."""
 
     def __init__(self, kube: Kube, helm: Helm, charts: ChartFetcher, recorder: Recorder,
-                 metrics: Metrics, default_git_ref: str = "master") -> None:
+                 metrics: Metrics, default_git_ref: str = "master",
+                 drift: DriftDetector | None = None, drift_interval: float = 0.0) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
         self.recorder = recorder
         self.metrics = metrics
         self.default_git_ref = default_git_ref
+        self.drift = drift
+        self.drift_interval = drift_interval
+        self._drift_checked: dict[str, float] = {}  # key -> monotonic time of the last check
         # key -> digest of the configuration last seen settled (deployed or
         # deliberately left alone): the resync fast path compares with it.
         self.settled: dict[str, str] = {}
@@ -108,12 +113,42 @@ class Reconciler:
         if attempt is None:
             return Result.RETRY
         if self._is_settled(attempt):
+            if self._drift_check_due(key):
+                return await self._repair_drift(attempt)
             log.debug("%s: unchanged (config %s): nothing to do", key, attempt.desired[:12])
             return Result.OK
         return await self._converge(attempt)
 
+    def _drift_check_due(self, key: str) -> bool:
+        if self.drift is None or self.drift_interval <= 0:
+            return False
+        last = self._drift_checked.get(key)
+        if last is None:  # first settle: start the clock, no check right after a deploy
+            self._drift_checked[key] = time.monotonic()
+            return False
+        return time.monotonic() - last >= self.drift_interval
+
+    async def _repair_drift(self, a: _Attempt) -> Result:
+        """Re-apply the release if live objects were changed by hand (1 helm call when clean)."""
+        assert self.drift is not None
+        self._drift_checked[a.hr.key] = time.monotonic()
+        try:
+            manifest = await self.helm.manifest(a.hr.release_name, a.hr.target_namespace)
+            drifted = await self.drift.drift(manifest, a.hr.release_name, a.hr.target_namespace)
+        except (HelmError, KubeError) as e:
+            log.warning("%s: drift check failed: %s", a.hr.key, e)
+            return Result.OK
+        if not drifted:
+            return Result.OK
+        log.warning("%s: objects changed outside Git, restoring: %s", a.hr.key, "; ".join(drifted))
+        await self.kube.emit_event(a.obj, "Normal", REASON_SYNCED,
+                                            "restoring objects changed by hand: " + "; ".join(drifted)[:800])
+        history = await self._history(a.hr)
+        return await self._deploy(a, install=False, history=history, repair=True) or Result.OK
+
     def _forget(self, key: str) -> None:
         self.settled.pop(key, None)
+        self._drift_checked.pop(key, None)
         self.attempted.pop(key, None)
         self.references.pop(key, None)
         self.git_keys.discard(key)
@@ -230,7 +265,8 @@ class Reconciler:
             return None if ok else Result.RETRY
         return Result.OK
 
-    async def _deploy(self, a: _Attempt, install: bool, history: list[HistoryEntry] | None) -> Result | None:
+    async def _deploy(self, a: _Attempt, install: bool, history: list[HistoryEntry] | None,
+                      repair: bool = False) -> Result | None:
         hr = a.hr
         phase = Phase.INSTALLING if install else Phase.UPGRADING
         verb = "install" if install else "upgrade"
@@ -242,7 +278,7 @@ class Reconciler:
             timeout_seconds=hr.timeout, wait=hr.wait, force=hr.force_upgrade and not install,
             reset_values=hr.reset_values is not False, skip_crds=hr.skip_crds,
             max_history=hr.max_history, disable_openapi_validation=hr.disable_openapi_validation,
-            description=describe_digest(a.desired),
+            description=describe_digest(a.desired), force_conflicts=repair,
         )
         self.settled.pop(hr.key, None)
         self.attempted[hr.key] = a.desired

@@ -129,3 +129,35 @@ def test_metrics_and_health_endpoints(
     assert "flux_helm_operator_release_action_duration_seconds_count{action=\"install\"" in text
     assert "flux_helm_operator_release_queue_length_count" in text
     assert "flux_helm_operator_release_count" in text
+
+
+def test_objects_changed_by_hand_are_restored_and_clean_releases_are_left_alone(
+        cluster: LocalCluster, chart_repo: ChartRepo, tmp_path: Path) -> None:
+    op = start_operator(cluster, tmp_path / "drift-op", "--drift-detection-interval", "2s",
+                        "--charts-sync-interval", "2s")
+    try:
+        ns = new_namespace(cluster)
+        apply(cluster, ns, helmrelease("web", {"chart": hello_chart(chart_repo.url),
+                                               "values": {"message": "from-git", "replicaCount": 2}}))
+        wait_phase(cluster, ns, "web", "Succeeded")
+        import time
+        time.sleep(8)  # several drift checks of an untouched release
+        assert len(helm_history(cluster, ns, f"{ns}-web")) == 1, "a clean release must not be re-applied"
+
+        name = f"{ns}-web-hello"
+        cluster.kubectl("set", "env", "-n", ns, f"deployment/{name}", "MESSAGE=edited-by-hand")
+        cluster.kubectl("scale", "-n", ns, f"deployment/{name}", "--replicas=5")
+
+        def restored() -> bool:
+            d = get(cluster, ns, "deployment", name) or {}
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            return env.get("MESSAGE") == "from-git" and d["spec"]["replicas"] == 2
+
+        eventually(restored, timeout=60, what="the hand edits to be undone")
+        assert "objects changed outside Git" in op.log_text()
+        assert "edited-by-hand" not in op.log_text()  # paths are reported, never values
+        revisions = len(helm_history(cluster, ns, f"{ns}-web"))
+        time.sleep(6)
+        assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
+    finally:
+        op.stop()
