@@ -43,7 +43,7 @@ class ResourceWatcher:
     def __init__(self, name: str, list_fn: Callable[..., Any], args: tuple[Any, ...],
                  on_event: EventCallback, loop: asyncio.AbstractEventLoop,
                  sanitize: Callable[[Any], dict[str, Any]] | None = None,
-                 timeout_seconds: int = 300) -> None:
+                 timeout_seconds: int = 300, resource_version: str = "") -> None:
         self.name = name
         self._list_fn = list_fn
         self._args = args
@@ -51,6 +51,8 @@ class ResourceWatcher:
         self._loop = loop
         self._sanitize = sanitize or (lambda o: o)
         self._timeout = timeout_seconds
+        self._start_rv = resource_version  # resume point; empty = list first
+        self.relists = 0
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
         self._known: set[str] = set()
@@ -72,6 +74,7 @@ class ResourceWatcher:
             self._stop.set()
 
     def _list(self) -> str:
+        self.relists += 1
         result = self._list_fn(*self._args)
         if isinstance(result, dict):
             items, rv = result.get("items", []), result.get("metadata", {}).get("resourceVersion", "")
@@ -90,7 +93,7 @@ class ResourceWatcher:
         return str(rv)
 
     def _run(self) -> None:
-        rv = ""
+        rv = self._start_rv
         backoff = 1.0
         while not self._stop.is_set():
             try:
