@@ -148,6 +148,7 @@ class Operator:
         else:
             self.queue.forget(key)
         self.metrics.set_queue_length(len(self.queue))
+        self.metrics.set_release_count(len(self.hr_events.keys))
 
     def _start_watchers(self, loop: asyncio.AbstractEventLoop) -> None:
         custom = self.kube.custom
