@@ -79,6 +79,8 @@ class Helm:
         self._command = Command(executable=executable, kubeconfig=kubeconfig,
                                 kubeapiserver=kubeapiserver, kubetoken=kubetoken)
         self.calls = 0  # every helm invocation, for the "no helm call on resync" measurement
+        # Helm 4's default `--wait` strategy (kstatus); `legacy` is Helm 3's poller.
+        self.wait_strategy = "watcher"
 
     async def _run(self, action: str, release: str, args: list[Any], stdin: bytes | None = None) -> bytes:
         self.calls += 1
@@ -113,7 +115,7 @@ class Helm:
             "--timeout", f"{opts.timeout_seconds}s", "--history-max", opts.max_history,
         ]
         if opts.wait:
-            args += ["--wait=watcher", "--wait-for-jobs"]
+            args += [f"--wait={self.wait_strategy}", "--wait-for-jobs"]
         if opts.force:
             args.append("--force-replace")
         args.append("--reset-values" if opts.reset_values else "--reuse-values")
@@ -139,7 +141,7 @@ class Helm:
             args.append(revision)
         args += ["--namespace", namespace, "--timeout", f"{timeout_seconds}s", "--history-max", max_history]
         if wait:
-            args += ["--wait=watcher", "--wait-for-jobs"]
+            args += [f"--wait={self.wait_strategy}", "--wait-for-jobs"]
         if force:
             args.append("--force-replace")
         if disable_hooks:

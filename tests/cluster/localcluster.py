@@ -215,6 +215,11 @@ class LocalCluster:
             "--manage-all-nodes=true",
             f"--cidr={POD_CIDR}",
             "--node-ip=127.0.0.1",
+            # Renew the node's Lease (every 10 s). Without this flag kwok
+            # keeps no Lease when stages come from --config, the node
+            # lifecycle controller marks the node NotReady every ~50 s, and
+            # the pods it marks not-ready are never made Ready again.
+            "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{free_port()}",
         ])
         self._create_node()
