@@ -280,5 +280,6 @@ class Syncer:
             loops.cancel()
             for t in self._tasks:
                 t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # collect every outcome, so nothing is left "never retrieved"
+            await asyncio.gather(loops, stop_wait, *self._tasks, return_exceptions=True)
             await server.stop()
