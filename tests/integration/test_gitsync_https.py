@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.gitsync_support import GitRemote, get_obj, git, sync_once, sync_status
+from tests.gitbackend import relay_to_git_http_backend
 
 USER, PASSWORD = "deploy", "s3cret-Pa55word"
 
@@ -44,21 +44,7 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
                    "GIT_CONFIG_PARAMETERS": "'http.receivepack=true'"}
             if self.headers.get("Content-Encoding"):
                 env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
-            out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
-            head, _, payload = out.partition(b"\r\n\r\n")
-            status, headers = 200, []
-            for line in head.decode().split("\r\n"):
-                key, _, value = line.partition(": ")
-                if key.lower() == "status":
-                    status = int(value.split()[0])
-                elif key:
-                    headers.append((key, value))
-            self.send_response(status)
-            for key, value in headers:
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            relay_to_git_http_backend(self, env, body)
 
         do_GET = do_POST = _serve
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from helm_operator.chartsource import ChartFetchError, FetchedChart, GitMirrors
+from tests.gitbackend import relay_to_git_http_backend
 
 USER, PASSWORD = "deploy", "g1t-Pa55word-xyz"
 CHART = "apiVersion: v2\nname: app\nversion: 0.1.0\n"
@@ -117,21 +118,7 @@ def serve_smart_http(project_root: Path, auth: tuple[str, str] | None) -> Thread
                 "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
                 "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "REMOTE_ADDR": "127.0.0.1",
             }
-            out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
-            head, _, payload = out.partition(b"\r\n\r\n")
-            status, headers = 200, []
-            for line in head.decode().split("\r\n"):
-                key, _, value = line.partition(": ")
-                if key.lower() == "status":
-                    status = int(value.split()[0])
-                elif key:
-                    headers.append((key, value))
-            self.send_response(status)
-            for key, value in headers:
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            relay_to_git_http_backend(self, env, body)
 
         def read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
