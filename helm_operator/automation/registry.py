@@ -61,6 +61,7 @@ from multidict import CIMultiDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from helm_operator.automation.policy import TagFilter, TagInfo, needs_timestamps
+from helm_operator.runtime.httpsession import SessionOwner
 
 __all__ = [
     "AccessDenied", "AuthenticationFailed", "CredentialStore", "Credentials", "ImageRepo",
@@ -318,7 +319,7 @@ class _Response:
 
 # ── the client ───────────────────────────────────────────────────────────────
 
-class RegistryClient:
+class RegistryClient(SessionOwner):
     """Reads tags and image build times; use as ``async with RegistryClient(...)``.
 
     ``requests`` counts requests by kind (``tags``, ``manifest_head``,
@@ -351,18 +352,7 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._basic_hosts: set[str] = set()
         self._concurrency = asyncio.Semaphore(concurrency)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> RegistryClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._session = None
 
     # ── public operations ──
 
@@ -450,11 +440,6 @@ class RegistryClient:
         scheme = "http" if repo.registry in self.plain_http_hosts or repo.api_host in self.plain_http_hosts else "https"
         return f"{scheme}://{repo.api_host}"
 
-    async def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
-
     async def _request(self, method: str, repo: ImageRepo, url: str, *, kind: str, operation: str,
                        accept: str | None = None) -> _Response:
         scope = f"repository:{repo.path}:pull"
@@ -504,7 +489,7 @@ class RegistryClient:
         bucket = self._buckets.setdefault(host, _TokenBucket(self._rate))
         await bucket.acquire()
         self.requests[kind] += 1
-        session = await self._http()
+        session = self._client()
         async with session.request(method, url, headers=headers) as r:
             body = await r.read() if method != "HEAD" else b""
             log.debug("%s %s -> HTTP %s", method, url.split("?", 1)[0], r.status)

@@ -40,6 +40,7 @@ from helm_operator.chartsource.model import (
     split_userinfo,
     url_key,
 )
+from helm_operator.runtime.httpsession import SessionOwner
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class _Index:
     fetched_at: float
 
 
-class HelmRepoCache:
+class HelmRepoCache(SessionOwner):
     """Fetch chart versions from Helm repositories into a shared disk cache.
 
     One instance serves the whole operator. Use ``async with`` or call
@@ -77,18 +78,8 @@ class HelmRepoCache:
         self._indexes: dict[tuple[str, str], _Index] = {}
         self._index_locks = KeyedLocks()
         self._chart_locks = KeyedLocks()
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> HelmRepoCache:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._session = None
+        self._trust_env = True  # honour HTTPS_PROXY and friends for chart downloads
 
     def chart_dir(self, repository: str, name: str, version: str) -> Path:
         """Where `fetch` unpacks this chart version (whether or not it is there)."""
@@ -205,11 +196,6 @@ class HelmRepoCache:
                 f"GET {shown} failed: {detail}; check the repository URL and that the server is reachable",
                 url=shown,
             ) from None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
-        return self._session
 
 
 def _normalise_repository(repository: str) -> tuple[str, tuple[str, str] | None]:
