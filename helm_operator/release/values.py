@@ -50,7 +50,7 @@ def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
 
 
 async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
-                http: aiohttp.ClientSession) -> tuple[str, str]:
+                http: aiohttp.ClientSession | None) -> tuple[str, str]:
     """Return (text, description) of one source; raise _Skip when optional and absent."""
     where = source.describe()
     if source.kind in (ValuesSourceKind.CONFIG_MAP, ValuesSourceKind.SECRET):
@@ -73,7 +73,7 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
             raise ValuesError(f"{where}: key {key!r} not found")
         return data[key], where
     if source.kind is ValuesSourceKind.EXTERNAL:
-        assert source.url
+        assert source.url and http is not None
         try:
             async with http.get(source.url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
                 if resp.status != 200:
@@ -105,13 +105,21 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
 async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None) -> dict[str, Any]:
     """The values to give helm for `hr`, in COMPAT's merge order."""
     result: dict[str, Any] = {}
-    async with aiohttp.ClientSession() as http:
+    http: aiohttp.ClientSession | None = None
+    try:
         for source in hr.values_from:
+            # An HTTP session only when a source needs one: this runs on every
+            # resync of every HelmRelease, and most read no URL.
+            if source.kind is ValuesSourceKind.EXTERNAL and http is None:
+                http = aiohttp.ClientSession()
             try:
                 text, where = await _read(kube, source, chart_dir, http)
                 result = merge_values(result, _parse(text, where, source.optional))
             except _Skip:
                 continue
+    finally:
+        if http is not None:
+            await http.close()
     return merge_values(result, hr.values)
 
 
