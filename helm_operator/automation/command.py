@@ -691,6 +691,16 @@ def _workload_flag(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("-w", "--workload", required=required, help="namespace:helmrelease/name")
 
 
+def _git_command(subparsers: argparse._SubParsersAction, name: str,  # type: ignore[type-arg]
+                 text: str) -> argparse.ArgumentParser:
+    """A subcommand that changes one workload through Git: shared flags added."""
+    p = subparsers.add_parser(name, help=text)
+    _common(p)
+    _git_flags(p)
+    _workload_flag(p)
+    return p
+
+
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -718,10 +728,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--limit", type=int, default=10, help="tags shown per container (default 10)")
     p.set_defaults(handler=_runner(list_images))
 
-    p = subparsers.add_parser("release", help="set image tags of a HelmRelease in Git (one commit)")
-    _common(p)
-    _git_flags(p)
-    _workload_flag(p)
+    p = _git_command(subparsers, "release", "set image tags of a HelmRelease in Git (one commit)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("-i", "--update-image", help="repository:tag to release")
     which.add_argument("--update-all-images", action="store_true",
@@ -732,30 +739,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     for name, handler, text in (("automate", automate, "turn image automation on (fluxcd.io/automated)"),
                                 ("deautomate", deautomate, "turn image automation off")):
-        p = subparsers.add_parser(name, help=text)
-        _common(p)
-        _git_flags(p)
-        _workload_flag(p)
+        p = _git_command(subparsers, name, text)
         p.set_defaults(handler=_runner(handler))
 
-    p = subparsers.add_parser("lock", help="stop automated and manual releases (fluxcd.io/locked)")
-    _common(p)
-    _git_flags(p)
-    _workload_flag(p)
+    p = _git_command(subparsers, "lock", "stop automated and manual releases (fluxcd.io/locked)")
     p.add_argument("-m", "--message", default=None, help="why (fluxcd.io/locked_msg)")
     p.add_argument("--user", default=None, help="who (fluxcd.io/locked_user; default: $USER)")
     p.set_defaults(handler=_runner(lock))
 
-    p = subparsers.add_parser("unlock", help="remove the lock")
-    _common(p)
-    _git_flags(p)
-    _workload_flag(p)
+    p = _git_command(subparsers, "unlock", "remove the lock")
     p.set_defaults(handler=_runner(unlock))
 
-    p = subparsers.add_parser("policy", help="set tag filters (filter.fluxcd.io/<container>)")
-    _common(p)
-    _git_flags(p)
-    _workload_flag(p)
+    p = _git_command(subparsers, "policy", "set tag filters (filter.fluxcd.io/<container>)")
     p.add_argument("--tag", action="append", default=[], metavar="CONTAINER=PATTERN",
                    help="filter for one container, e.g. app=semver:~1.2 (repeatable; '*' removes it)")
     p.add_argument("--tag-all", default=None, metavar="PATTERN", help="filter for every container")
