@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-import signal
 import datetime as dt
 import logging
 import time
@@ -41,6 +40,7 @@ from helm_operator.gitsync.plan import make_plan, scopes_from_crds
 from helm_operator.gitsync.status import SyncStatus
 from helm_operator.kube.apply import ClusterApi
 from helm_operator.kube.client import KubeError
+from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime.http import Health, HttpServer
 
 log = logging.getLogger(__name__)
@@ -257,15 +257,8 @@ class Syncer:
         log.info("syncer listening on %s:%d with %d source(s)", self.config.listen_host, port,
                  len(self.sources))
         self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
-        # SIGTERM (pod shutdown) and SIGINT stop the loops and the server
-        # cleanly; as PID 1 in a container the default action would be ignored.
         stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stopping.set)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stop_on_signals(stopping.set)
         loops: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*self._tasks))
         stop_wait: asyncio.Future[bool] = asyncio.ensure_future(stopping.wait())
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from helm_operator.release.record import Recorder
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
+from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime.queueing import WorkQueue, jittered, run_workers
 
 log = logging.getLogger(__name__)
@@ -209,11 +209,7 @@ class Operator:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stop_on_signals(self.stop)
         port = await self.http.start(self.settings.listen_host, self.settings.listen_port)
         log.info("serving /metrics, /healthz and /api/v1/sync-git on %s:%d", self.settings.listen_host, port)
         holder: asyncio.Task[None] | None = None
