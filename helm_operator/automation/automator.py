@@ -56,6 +56,7 @@ class ScanResult:
 
     tags: dict[str, list[TagInfo]] = field(default_factory=dict)
     new_tags_seen: bool = False
+    automated: list[str] = field(default_factory=list)  # namespace/name of automated HelmReleases
 
 
 def container_filter(filters: Mapping[str, str], container: str) -> str:
@@ -102,8 +103,13 @@ class Automator:
     async def scan(self) -> ScanResult:
         """List tags of every automated container's repository."""
         wanted: dict[str, list[TagFilter]] = {}
+        automated: list[str] = []
         for obj in await self.list_helmreleases():
-            policy = read_policy((obj.get("metadata") or {}).get("annotations"))
+            meta = obj.get("metadata") or {}
+            policy = read_policy(meta.get("annotations"))
+            if policy.automated:
+                # the lock is re-read from Git at edit time: it may be newer there
+                automated.append(f"{meta.get('namespace')}/{meta.get('name')}")
             if not policy.automated or policy.locked or policy.ignored:
                 continue
             found = find_images(obj)
@@ -115,7 +121,7 @@ class Automator:
                     wanted.setdefault(c.repository, []).append(parse_filter(raw))
                 except InvalidFilter as e:
                     await self._report(obj, f"container {c.name}: {e}; it matches nothing until fixed")
-        result = ScanResult()
+        result = ScanResult(automated=automated)
         for repository, filters in sorted(wanted.items()):
             try:
                 # the most demanding filter decides whether build times are needed
@@ -196,11 +202,7 @@ class Automator:
     async def run_pass(self, scan: ScanResult | None = None) -> list[Release]:
         """One automation pass: commit every due update in one commit."""
         scan = scan or await self.scan()
-        keys = []
-        for obj in await self.list_helmreleases():
-            meta = obj.get("metadata") or {}
-            if read_policy(meta.get("annotations")).automated:
-                keys.append(f"{meta.get('namespace')}/{meta.get('name')}")
+        keys = scan.automated
         if not keys or not scan.tags:
             return []
         releases: list[Release] = []
