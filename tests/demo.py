@@ -236,13 +236,18 @@ Logs: {self.dir}/operator.log, {self.dir}/syncer.log. Press Ctrl-C to stop every
         print("demo stopped", file=sys.stderr)
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM stops like Ctrl-C: everything started is stopped on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.demo")
     parser.add_argument("--workdir", type=Path, default=REPO / ".run" / "demo")
     parser.add_argument("--no-wait", action="store_true", help="stop after the automation step")
     args = parser.parse_args(argv)
     demo = Demo(args.workdir)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.start_world()
         demo.start_project()

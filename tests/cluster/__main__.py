@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _up(args: argparse.Namespace) -> int:
     bin_dir = ensure_binaries()
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="helm-operator-cluster-"))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with LocalCluster(workdir=workdir, bin_dir=bin_dir) as cluster:
             cluster.kubectl("apply", "--server-side", "-f", str(args.crds))
@@ -43,6 +43,11 @@ def _up(args: argparse.Namespace) -> int:
     except ClusterError as e:
         print(f"local cluster failed: {e}", file=sys.stderr)
         return 1
+
+
+def _interrupt(*_: object) -> None:
+    """SIGTERM stops like Ctrl-C: everything started is stopped on the way out."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
