@@ -72,7 +72,7 @@ def test_helm_repository_with_chart_pull_secret(
     ns = new_namespace(cluster)
     apply(cluster, ns, helmrelease("nocreds", {"chart": hello_chart(private_repo)}))
     st = wait_phase(cluster, ns, "nocreds", "ChartFetchFailed")
-    assert "401" in condition(st, "ChartFetched")["message"]
+    assert "HTTP 401" in condition(st, "ChartFetched")["message"]
     _secret(cluster, ns, "repo-creds", "reader", "pa55word")
     chart = {**hello_chart(private_repo), "chartPullSecret": {"name": "repo-creds"}}
     apply(cluster, ns, helmrelease("withcreds", {"chart": chart}))
