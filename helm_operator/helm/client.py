@@ -6,8 +6,12 @@ value ever reaches a log. pyhelm3's `install_or_upgrade` appends
 renamed `--force-replace`, so the upgrade command is assembled here and run
 through pyhelm3's command runner; `helm test` has no pyhelm3 wrapper either.
 
-This module knows helm flags, not HelmRelease semantics: `release/` decides
-what to call and with which options.
+helm runs only to act (install/upgrade, test, rollback, uninstall, and
+pulling charts): what a release is now is read from helm's storage through
+the Kubernetes API (`helm.storage`, `release.observe`), never with `helm
+history`, `helm status` or `helm get`. This module knows helm flags, not
+HelmRelease semantics: `release/` decides what to call and with which
+options.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import Any
 import pyhelm3.errors
 from pyhelm3 import Command
 
+from helm_operator.helm.failures import FailureKind, classify
+from helm_operator.helm.storage import ReleaseRecord, record_from_json
+from helm_operator.redaction import redact_text
+
 log = logging.getLogger(__name__)
 
 
@@ -34,20 +42,18 @@ class HelmError(Exception):
         self.release = release
         self.message = message
 
+    @property
+    def kind(self) -> FailureKind:
+        """What kind of failure helm reported (see `helm.failures`)."""
+        return classify(self.message)
+
 
 class ReleaseNotFound(HelmError):
     """The release does not exist (yet, or any more)."""
 
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One revision from `helm history`."""
-
-    revision: int
-    status: str
-    chart: str
-    app_version: str
-    description: str
+    @property
+    def kind(self) -> FailureKind:
+        return FailureKind.OTHER
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,16 @@ class UpgradeOptions:
     disable_openapi_validation: bool = False
     description: str = ""
     force_conflicts: bool = False  # take back fields another field manager changed (drift repair)
+    labels: dict[str, str] = field(default_factory=dict)  # stored on the revision (see helm.storage)
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
 def _stderr(e: pyhelm3.errors.Error) -> str:
     text = e.stderr.decode("utf-8", errors="replace").strip()
-    return text.removeprefix("Error: ").strip() or f"exit code {e.returncode}"
+    # helm 4 logs structured lines (level=WARN msg=...) before its error: keep the error.
+    lines = [line for line in text.splitlines() if not line.startswith("level=")]
+    text = "\n".join(lines).strip() or text
+    return redact_text(text.removeprefix("Error: ").strip()) or f"exit code {e.returncode}"
 
 
 class Helm:
@@ -91,24 +101,9 @@ class Helm:
         except pyhelm3.errors.Error as e:
             raise HelmError(action, release, _stderr(e)) from e
 
-    async def history(self, release: str, namespace: str, max_revisions: int = 20) -> list[HistoryEntry]:
-        """Newest last; raises ReleaseNotFound when the release has no history."""
-        out = await self._run("history", release, ["history", release, "--namespace", namespace,
-                                                   "--output", "json", "--max", max_revisions])
-        return [
-            HistoryEntry(revision=int(h["revision"]), status=h.get("status", "unknown"),
-                         chart=h.get("chart", ""), app_version=h.get("app_version", ""),
-                         description=h.get("description", ""))
-            for h in json.loads(out or b"[]")
-        ]
-
-    async def manifest(self, release: str, namespace: str) -> str:
-        out = await self._run("get manifest", release, ["get", "manifest", release, "--namespace", namespace])
-        return out.decode("utf-8", errors="replace")
-
     async def upgrade_install(self, release: str, chart: Path | str, namespace: str,
-                              values: dict[str, Any], opts: UpgradeOptions) -> int:
-        """`helm upgrade --install`; returns the new revision number."""
+                              values: dict[str, Any], opts: UpgradeOptions) -> ReleaseRecord:
+        """`helm upgrade --install`; returns the release helm made (with its manifest)."""
         args: list[Any] = [
             "upgrade", release, str(chart), "--install", "--namespace", namespace,
             "--create-namespace", "--output", "json", "--values", "-",
@@ -127,11 +122,13 @@ class Helm:
             args += ["--description", opts.description]
         if opts.force_conflicts:
             args.append("--force-conflicts")
+        if opts.labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
         args += list(opts.extra_args)
         out = await self._run("upgrade", release, args, json.dumps(values).encode())
         start = out.find(b"{")  # helm prints OCI pull lines before the JSON
         doc = json.loads(out[start:]) if start >= 0 else {}
-        return int(doc.get("version", 0))
+        return record_from_json(doc)
 
     async def rollback(self, release: str, namespace: str, revision: int | None, *,
                        timeout_seconds: int, wait: bool, force: bool, disable_hooks: bool,

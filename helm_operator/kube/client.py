@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,6 @@ def _translate(what: str, e: Exception) -> KubeError:
     message = f"{what}: {status or ''} {reason}".strip()
     if body:
         try:
-            import json
-
             message = f"{what}: {json.loads(body).get('message', reason)}"
         except (ValueError, TypeError, AttributeError):
             pass
@@ -123,8 +122,9 @@ class Kube:
             )
         return list(result.get("items", []))
 
-    async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self._call(
+    async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource; returns the object the API server stored."""
+        return await self._call(
             f"update status of HelmRelease {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
             GROUP, VERSION, namespace, PLURAL, name, {"status": status},
@@ -154,6 +154,34 @@ class Kube:
         for k, v in (secret.string_data or {}).items():
             out[k] = v
         return out
+
+    async def get_secret_raw(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data as the API returns it (base64), for helm's release records."""
+        secret = await self._call(f"get Secret {namespace}/{name}",
+                                  self.core.read_namespaced_secret, name, namespace)
+        return dict(secret.data or {})
+
+    async def list_metadata(self, version: str, plural: str, namespace: str | None = None,
+                            label_selector: str | None = None, group: str = "") -> list[dict[str, Any]]:
+        """Objects' metadata only (PartialObjectMetadataList): no data, no spec."""
+        base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+        query = [("labelSelector", label_selector)] if label_selector else []
+        what = f"list {plural}" + (f" in {namespace}" if namespace else "") + (
+            f" ({label_selector})" if label_selector else "")
+
+        def call() -> list[dict[str, Any]]:
+            params = self.api_client.param_serialize(
+                method="GET", resource_path=path, query_params=query,
+                header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+                auth_settings=["BearerToken"])
+            response = self.api_client.call_api(*params, _request_timeout=(10.0, 60.0))
+            data = response.read()
+            if not 200 <= response.status < 300:
+                raise ApiException(status=response.status, reason=response.reason, http_resp=None)
+            return list(json.loads(data).get("items") or [])
+
+        return await self._call(what, call)
 
     # ---- events ----------------------------------------------------------
     async def emit_event(self, involved: dict[str, Any], event_type: str, reason: str,

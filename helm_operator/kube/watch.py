@@ -1,96 +1,227 @@
 """List + watch one kind of object in a background thread and hand each
-change to the event loop.
+change to the event loop, as plain JSON dicts.
 
-The kubernetes client's watch is a blocking generator, so it runs in its own
-daemon thread; events reach the loop through `call_soon_threadsafe`. A watch
-that ends (server timeout, dropped connection) is resumed from the last
-resourceVersion; one that expired (410 Gone) is replaced by a fresh list,
-which is delivered as SYNC events (plus DELETED for objects that vanished in
-the gap), so no change is missed. This module does not decide what a change
-means; the callback does.
+The request goes through the `kubernetes` ApiClient's REST layer (its
+auth, TLS and proxy settings) but is read as raw JSON lines: no generated
+models, so a BOOKMARK or an ERROR event is just another dict, and
+`metadata_only` asks the API server for `PartialObjectMetadata`, so a watch
+of Secrets or ConfigMaps never carries their data over the wire (helm's
+release Secrets hold whole charts).
+
+A watch that ends (server timeout, dropped connection) resumes from the last
+resourceVersion, which BOOKMARK events keep fresh; one that expired (410
+Gone) is replaced by a fresh, paginated list, delivered as SYNC events (plus
+DELETED for objects that vanished in the gap), so no change is missed.
+Failures back off (1 s doubling to 30 s); a stream that worked resets the
+backoff. `last_contact` tells health checks when the API server last answered.
+
+This module does not decide what a change means; the callback does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
+_META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+_META_ONE = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+LIST_PAGE = 500
+MAX_BACKOFF = 30.0
+
+
+class WatchExpired(Exception):
+    """The resourceVersion to resume from is gone (410): list again."""
+
 
 def object_key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata", {})
+    meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
-class ResourceWatcher:
-    """Runs list+watch of `list_fn(*args)` until `stop()`.
+def _slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drop managedFields: large, and nothing here reads them."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return obj
 
-    `list_fn` is a kubernetes client list function (for custom objects,
-    `list_cluster_custom_object` / `list_namespaced_custom_object`); objects
-    are delivered as plain dicts.
+
+class ResourceWatcher:
+    """Runs list+watch of the collection at `path` until `stop()`.
+
+    `path` is an API path such as `/api/v1/secrets` or
+    `/apis/helm.fluxcd.io/v1/namespaces/ns/helmreleases`.
     """
 
-    def __init__(self, name: str, list_fn: Callable[..., Any], args: tuple[Any, ...],
-                 on_event: EventCallback, loop: asyncio.AbstractEventLoop,
-                 sanitize: Callable[[Any], dict[str, Any]] | None = None,
-                 timeout_seconds: int = 300, resource_version: str = "") -> None:
+    def __init__(self, name: str, api_client: client.ApiClient, path: str,
+                 on_event: EventCallback, loop: asyncio.AbstractEventLoop, *,
+                 label_selector: str | None = None, metadata_only: bool = False,
+                 timeout_seconds: int = 300, resource_version: str = "",
+                 on_synced: Callable[[], None] | None = None) -> None:
         self.name = name
-        self._list_fn = list_fn
-        self._args = args
+        self._api = api_client
+        self._path = path
         self._on_event = on_event
         self._loop = loop
-        self._sanitize = sanitize or (lambda o: o)
+        self._selector = label_selector
+        self._metadata_only = metadata_only
         self._timeout = timeout_seconds
         self._start_rv = resource_version  # resume point; empty = list first
-        self.relists = 0
+        self._on_synced = on_synced
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._response: Any = None
         self._known: set[str] = set()
+        # Observable by health checks, metrics and tests.
         self.synced = threading.Event()
+        self.relists = 0
+        self.bookmarks = 0
+        self.restarts = 0
+        self.last_contact: float | None = None   # time.monotonic() of the last answer
+        self.failing_since: float | None = None  # time.monotonic() of the first failure in a row
+        self.last_error = ""
         self._thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
 
+    # ---- lifecycle -------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
+        response = self._response
+        if response is not None:
+            try:
+                response.shutdown() if hasattr(response, "shutdown") else response.close()
+            except Exception:  # noqa: BLE001 - closing a dead socket must not raise
+                pass
 
-    def _deliver(self, event_type: str, obj: dict[str, Any]) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._on_event, event_type, obj)
-        except RuntimeError:  # loop closed: we are shutting down
-            self._stop.set()
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ---- requests --------------------------------------------------------
+    def _get(self, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
+        if self._selector:
+            query = [*query, ("labelSelector", self._selector)]
+        params = self._api.param_serialize(
+            method="GET", resource_path=self._path, query_params=query,
+            header_params={"Accept": accept}, auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*params, _request_timeout=(10.0, read_timeout)).response
+        if not 200 <= response.status < 300:
+            try:
+                body = json.loads(response.data or b"{}")
+            except ValueError:
+                body = {}
+            finally:
+                response.release_conn()
+            raise ApiException(status=response.status, reason=body.get("message") or response.reason)
+        return response
 
     def _list(self) -> str:
+        """List every object (in pages), deliver SYNC/DELETED; return the list's resourceVersion."""
         self.relists += 1
-        result = self._list_fn(*self._args)
-        if isinstance(result, dict):
-            items, rv = result.get("items", []), result.get("metadata", {}).get("resourceVersion", "")
-        else:
-            items, rv = result.items, result.metadata.resource_version
         seen: set[str] = set()
-        for item in items:
-            obj = self._sanitize(item)
-            seen.add(object_key(obj))
-            self._deliver("SYNC", obj)
+        token = ""
+        accept = _META_LIST if self._metadata_only else "application/json"
+        while True:
+            query = [("limit", str(LIST_PAGE))] + ([("continue", token)] if token else [])
+            response = self._get(query, accept, 60.0)
+            try:
+                doc = json.loads(response.data)
+            finally:
+                response.release_conn()
+            self._touch()
+            for item in doc.get("items") or ():
+                obj = _slim(item)
+                seen.add(object_key(obj))
+                self._deliver("SYNC", obj)
+            meta = doc.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                rv = str(meta.get("resourceVersion") or "")
+                break
         for gone in self._known - seen:
             ns, _, name = gone.partition("/")
             self._deliver("DELETED", {"metadata": {"namespace": ns, "name": name}})
         self._known = seen
-        self.synced.set()
-        return str(rv)
+        if not self.synced.is_set():
+            self.synced.set()
+            if self._on_synced is not None:
+                self._call_soon(self._on_synced)
+        return rv
+
+    def _stream(self, rv: str) -> Iterator[dict[str, Any]]:
+        """The watch's events, one JSON line each, until the server ends the watch."""
+        timeout = int(self._timeout * random.uniform(1.0, 1.2))  # spread reconnects
+        query = [("watch", "true"), ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout))]
+        response = self._get(query, _META_ONE if self._metadata_only else "application/json", timeout + 30.0)
+        self._response = response
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            self._response = None
+            response.release_conn()
+
+    # ---- the loop ----------------------------------------------------------
+    def _touch(self) -> None:
+        self.last_contact = time.monotonic()
+        self.failing_since = None
+        self.last_error = ""
+
+    def _call_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed: we are shutting down
+            self._stop.set()
+
+    def _deliver(self, event_type: str, obj: dict[str, Any]) -> None:
+        self._call_soon(self._on_event, event_type, obj)
+
+    def _watch_once(self, rv: str) -> str:
+        """Follow one watch request from `rv`; return the resourceVersion to resume from."""
+        for event in self._stream(rv):
+            if self._stop.is_set():
+                break
+            self._touch()
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    raise WatchExpired()
+                raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+            obj = _slim(obj)
+            rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+            if kind == "BOOKMARK":
+                self.bookmarks += 1
+                continue
+            key = object_key(obj)
+            if kind == "DELETED":
+                self._known.discard(key)
+            else:
+                self._known.add(key)
+            self._deliver(str(kind), obj)
+        self._touch()  # the server ended the watch normally
+        return rv
 
     def _run(self) -> None:
         rv = self._start_rv
@@ -99,46 +230,39 @@ class ResourceWatcher:
             try:
                 if not rv:
                     rv = self._list()
-                self._watch = watch.Watch()
-                for event in self._watch.stream(self._list_fn, *self._args, resource_version=rv,
-                                                timeout_seconds=self._timeout,
-                                                allow_watch_bookmarks=True):
-                    if self._stop.is_set():
-                        break
-                    kind = event["type"]
-                    if kind == "ERROR":
-                        raw = event.get("raw_object") or {}
-                        if raw.get("code") == 410:
-                            log.info("watch of %s expired (410 Gone); listing again", self.name)
-                            rv = ""
-                            break
-                        raise ApiException(status=raw.get("code"), reason=raw.get("message"))
-                    obj = self._sanitize(event["object"])
-                    rv = obj.get("metadata", {}).get("resourceVersion", rv) or rv
-                    if kind == "BOOKMARK":
-                        continue
-                    key = object_key(obj)
-                    if kind == "DELETED":
-                        self._known.discard(key)
-                    else:
-                        self._known.add(key)
-                    self._deliver(kind, obj)
-                backoff = 1.0
+                rv = self._watch_once(rv)
+                self.restarts += 1
+                backoff = 1.0  # a stream that worked resets the backoff
+            except WatchExpired:
+                log.info("watch of %s expired (410 Gone); listing again", self.name)
+                rv = ""
             except ApiException as e:
                 if e.status == 410:
                     log.info("watch of %s expired (410 Gone); listing again", self.name)
                     rv = ""
                     continue
-                log.warning("watch of %s failed (%s %s); retrying in %.0fs", self.name, e.status,
-                            e.reason, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = self._failed(f"{e.status} {e.reason}", backoff)
             except Exception as e:  # noqa: BLE001 - a dropped connection must never end the watch
                 if self._stop.is_set():
                     break
-                log.warning("watch of %s dropped (%s); resuming in %.0fs", self.name, e, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = self._failed(f"{type(e).__name__}: {e}", backoff)
+
+    def _failed(self, error: str, backoff: float) -> float:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        if error != self.last_error:
+            log.warning("watch of %s failed (%s); retrying in %.0fs", self.name, error, backoff)
+        else:
+            log.debug("watch of %s failed again (%s); retrying in %.0fs", self.name, error, backoff)
+        self.last_error = error
+        self._stop.wait(backoff)
+        return min(backoff * 2, MAX_BACKOFF)
+
+
+def collection_path(group: str, version: str, plural: str, namespace: str | None = None) -> str:
+    """The API path of a collection: core (`group=""`) or a named group, optionally one namespace."""
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
 
 def wait_synced(watchers: list[ResourceWatcher], timeout: float = 60.0) -> bool:

@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="namespace/name of a kubernetes.io/dockerconfigjson Secret (repeatable)")
     g.add_argument("--k8s-default-namespace", default="default",
                    help="namespace of HelmRelease documents in Git that name none")
+    p.add_argument("--watch-timeout", type=parse_duration, default=parse_duration("5m"),
+                   help="how long one watch request lasts before it is renewed (default 5m)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
@@ -87,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
         automation=automation, drift_interval=args.drift_detection_interval,
+        watch_timeout=int(args.watch_timeout),
     )
     asyncio.run(Operator(settings).run())
     return 0

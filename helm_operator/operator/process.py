@@ -12,8 +12,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.automation.automator import Automator
@@ -22,12 +20,13 @@ from helm_operator.automation.registry import CredentialStore, RegistryClient
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore
-from helm_operator.kube.watch import ResourceWatcher
-from helm_operator.operator.watching import HelmReleaseEvents, ValuesSourceEvents, metadata_only
 from helm_operator.kube.apply import ClusterApi
+from helm_operator.kube.watch import ResourceWatcher, collection_path, wait_synced
+from helm_operator.operator.watching import HelmReleaseEvents, SecretEvents, ValuesSourceEvents, release_changed
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
-from helm_operator.release.reconciler import Reconciler, Result
+from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, ObjectVersions, ReleaseStorage
+from helm_operator.release.reconciler import Reconciler
 from helm_operator.release.record import Recorder
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
@@ -58,6 +57,7 @@ class OperatorSettings:
     lease_duration: float = 15.0
     automation: "AutomationSettings | None" = None
     drift_interval: float = 600.0
+    watch_timeout: int = 300  # seconds a watch request lasts before it is renewed
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,17 @@ class Operator:
         self.queue: WorkQueue[str] = WorkQueue()
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http)
-        self.reconciler = Reconciler(self.kube, self.helm, self.charts, Recorder(self.kube, self.metrics),
-                                     self.metrics, settings.git_default_ref,
-                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval)
+        self.store = HelmReleaseStore()
+        self.versions = ObjectVersions()
+        self.storage = ReleaseStorage(KubeStorageReader(self.kube),
+                                      release_changed(lambda: self.reconciler.release_keys, self.queue.nudge))
+        self.reconciler = Reconciler(self.kube, self.helm, self.charts,
+                                     Recorder(self.kube, self.metrics, on_stored=self.store.update),
+                                     self.metrics, self.store, self.storage, self.versions,
+                                     settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
+                                     settings.drift_interval)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
-        self.hr_events = HelmReleaseEvents(self.queue.add)
+        self.hr_events = HelmReleaseEvents(self.store, self.queue.add)
         self.watchers: list[ResourceWatcher] = []
         self._stopping = asyncio.Event()
         self.automator: Automator | None = None
@@ -125,14 +131,21 @@ class Operator:
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")
 
     def _health(self) -> Health:
-        dead = [w.name for w in self.watchers if not w._thread.is_alive()]
+        dead = [w.name for w in self.watchers if not w.alive]
         return Health(False, f"watch stopped: {', '.join(dead)}") if dead else Health(True)
 
     async def sync_git(self) -> None:
-        """Fetch every Git chart source now and re-check the releases using them."""
+        """Fetch every Git chart source now; enqueue the releases whose chart path got a new commit."""
         self.charts.git.refresh()
-        for key in sorted(self.reconciler.git_keys):
-            self.queue.add(key)
+        for key, hr in sorted(self.reconciler.git_releases.items()):
+            try:
+                changed = await self.charts.git_revision_changed(hr)
+            except Exception as e:  # noqa: BLE001 - the reconcile reports fetch errors on the object
+                log.debug("%s: checking its Git chart failed: %s", key, e)
+                continue
+            if changed:
+                log.info("%s: new commit for chart path %s of %s", key, hr.chart.path, hr.chart.describe())
+                self.queue.add(key)
 
     async def _handle(self, key: str) -> None:
         try:
@@ -142,53 +155,48 @@ class Operator:
             delay = self.queue.add_with_backoff(key)
             log.info("%s: next attempt in %.0fs", key, delay)
             return
-        if result is Result.RETRY:
-            delay = self.queue.add_with_backoff(key)
-            log.info("%s: next attempt in %.0fs", key, delay)
+        if result.requeue_after is not None:
+            self.queue.add_after(key, result.requeue_after, backoff=True)
+            log.info("%s: next attempt in %.0fs", key, result.requeue_after)
         else:
             self.queue.forget(key)
         self.metrics.set_queue_length(len(self.queue))
-        self.metrics.set_release_count(len(self.hr_events.keys))
+        self.metrics.set_release_count(len(self.store))
 
     def _start_watchers(self, loop: asyncio.AbstractEventLoop) -> None:
-        custom = self.kube.custom
-        core = self.kube.core
         ns = self.settings.allow_namespace
-        hr_list: tuple[Any, tuple[Any, ...]]
-        cm_list: tuple[Any, tuple[Any, ...]]
-        secret_list: tuple[Any, tuple[Any, ...]]
-        if ns:
-            hr_list = (custom.list_namespaced_custom_object, (GROUP, VERSION, ns, PLURAL))
-            cm_list = (core.list_namespaced_config_map, (ns,))
-            secret_list = (core.list_namespaced_secret, (ns,))
-        else:
-            hr_list = (custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL))
-            cm_list = (core.list_config_map_for_all_namespaces, ())
-            secret_list = (core.list_secret_for_all_namespaces, ())
+        api = self.kube.api_client
+        timeout = self.settings.watch_timeout
         refs = lambda: self.reconciler.references  # noqa: E731
+        configmaps = ValuesSourceEvents("ConfigMap", self.versions, refs, self.queue.add)
+        secrets = SecretEvents(self.storage, ValuesSourceEvents("Secret", self.versions, refs, self.queue.add))
         self.watchers = [
-            ResourceWatcher("helmreleases", hr_list[0], hr_list[1], self.hr_events, loop),
-            ResourceWatcher("configmaps", cm_list[0], cm_list[1],
-                            ValuesSourceEvents("ConfigMap", refs, self.queue.add), loop, metadata_only),
-            ResourceWatcher("secrets", secret_list[0], secret_list[1],
-                            ValuesSourceEvents("Secret", refs, self.queue.add), loop, metadata_only),
+            ResourceWatcher("helmreleases", api, collection_path(GROUP, VERSION, PLURAL, ns), self.hr_events,
+                            loop, timeout_seconds=timeout),
+            ResourceWatcher("configmaps", api, collection_path("", "v1", "configmaps", ns), configmaps, loop,
+                            metadata_only=True, timeout_seconds=timeout),
+            ResourceWatcher("secrets", api, collection_path("", "v1", "secrets", ns), secrets, loop,
+                            metadata_only=True, timeout_seconds=timeout),
         ]
         for w in self.watchers:
             w.start()
 
     async def _resync(self) -> None:
-        """Every charts-sync-interval (with jitter): reconcile every HelmRelease."""
+        """Every charts-sync-interval (with jitter): look at every HelmRelease again.
+
+        Keys waiting on a failure backoff are left to their timer (`nudge`);
+        an unchanged, settled release costs no helm call and no API request.
+        """
         while not self._stopping.is_set():
             try:
                 await asyncio.wait_for(self._stopping.wait(), jittered(self.settings.charts_sync_interval))
             except TimeoutError:
                 pass
-            keys = self.hr_events.keys
+            keys = self.store.keys()
             self.metrics.set_release_count(len(keys))
             log.info("periodic resync of %d HelmRelease(s)", len(keys))
             for key in keys:
-                if self.queue.failures(key) == 0:  # failing keys come back on their backoff timer
-                    self.queue.add(key)
+                self.queue.nudge(key)
 
     async def _poll_git(self) -> None:
         while not self._stopping.is_set():
@@ -196,7 +204,7 @@ class Operator:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.git_poll_interval)
             except TimeoutError:
                 pass
-            if self.reconciler.git_keys:
+            if self.reconciler.git_releases:
                 await self.sync_git()
 
     def stop(self) -> None:
@@ -229,6 +237,10 @@ class Operator:
             holder = asyncio.create_task(elector.hold())
             asyncio.create_task(self._stop_when(elector.lost))
         self._start_watchers(loop)
+        # Decide from a full picture: the caches are filled before any reconcile.
+        synced = await asyncio.to_thread(wait_synced, self.watchers, 120.0)
+        if not synced:
+            log.warning("watch caches not filled after 120s; reconciling with what is known")
         tasks = [
             asyncio.create_task(run_workers(self.queue, self._handle, self.settings.workers,
                                             retry_on_error=False), name="workers"),

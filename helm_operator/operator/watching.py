@@ -1,8 +1,19 @@
-"""Turn watch events into queue keys.
+"""Turn watch events into cache updates and queue keys.
 
-HelmReleases: a new object, a spec change (metadata.generation) or a deletion
-request enqueue it; status-only updates and our own finalizer writes do not. ConfigMaps and Secrets: a change to one that a HelmRelease
-reads values from enqueues that HelmRelease. Nothing here talks to helm.
+HelmReleases: every event updates the HelmRelease cache; a new object, a
+spec change (metadata.generation), a deletion request or a new
+`reconcile.fluxcd.io/*` request enqueues it (an input changed); status-only
+updates and our own finalizer writes do not.
+
+Secrets and ConfigMaps arrive as metadata only. A helm release Secret goes
+to the release-storage index, which reports the release as changed; that
+*nudges* the owning HelmRelease (a hand `helm uninstall`, `rollback` or
+`upgrade` is seen within seconds, while a release waiting on its failure
+backoff is left to its timer, since its own helm calls write storage too).
+Any other one updates the object-version index, and a change to one that a
+HelmRelease reads values from enqueues that HelmRelease.
+
+Nothing here talks to helm or decides what a change means for a release.
 """
 
 from __future__ import annotations
@@ -11,13 +22,20 @@ from collections.abc import Callable
 from typing import Any
 
 from helm_operator.kube.watch import object_key
+from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
+
+REQUEST_ANNOTATIONS = ("reconcile.fluxcd.io/requestedAt", "reconcile.fluxcd.io/forceAt",
+                       "reconcile.fluxcd.io/resetAt")
 
 
 class HelmReleaseEvents:
-    """Decides which HelmRelease events need a reconcile."""
+    """Keeps the HelmRelease cache and enqueues what needs a reconcile."""
 
-    def __init__(self, enqueue: Callable[[str], None]) -> None:
+    def __init__(self, store: HelmReleaseStore, enqueue: Callable[[str], None],
+                 forget: Callable[[str], None] | None = None) -> None:
+        self._store = store
         self._enqueue = enqueue
+        self._forget = forget
         self._seen: dict[str, tuple[Any, ...]] = {}
 
     @property
@@ -28,9 +46,15 @@ class HelmReleaseEvents:
         key = object_key(obj)
         if event_type == "DELETED":
             self._seen.pop(key, None)
+            self._store.remove(key)
+            self._enqueue(key)  # the reconciler forgets it
             return
-        meta = obj.get("metadata", {})
-        fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None, meta.get("uid"))
+        if not self._store.update(obj):
+            return  # older than what we hold (our own write went first)
+        meta = obj.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None, meta.get("uid"),
+                       tuple(annotations.get(a) for a in REQUEST_ANNOTATIONS))
         if self._seen.get(key) != fingerprint:
             self._seen[key] = fingerprint
             self._enqueue(key)
@@ -39,32 +63,47 @@ class HelmReleaseEvents:
 class ValuesSourceEvents:
     """Enqueues the HelmReleases that read values from a changed ConfigMap or Secret."""
 
-    def __init__(self, kind: str, references: Callable[[], dict[str, set[tuple[str, str, str]]]],
+    def __init__(self, kind: str, versions: ObjectVersions,
+                 references: Callable[[], dict[str, set[tuple[str, str, str]]]],
                  enqueue: Callable[[str], None]) -> None:
         self._kind = kind
+        self._versions = versions
         self._references = references
         self._enqueue = enqueue
-        self._versions: dict[str, str] = {}
 
     def __call__(self, event_type: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata", {})
-        ns, name = meta.get("namespace", ""), meta.get("name", "")
-        rv = meta.get("resourceVersion", "")
-        oid = f"{ns}/{name}"
-        if event_type == "SYNC" and self._versions.get(oid) == rv:
+        if not self._versions.update(self._kind, event_type, obj):
             return
-        if event_type == "DELETED":
-            self._versions.pop(oid, None)
-        else:
-            self._versions[oid] = rv
-        wanted = (self._kind, ns, name)
+        meta = obj.get("metadata") or {}
+        wanted = (self._kind, meta.get("namespace", ""), meta.get("name", ""))
         for key, refs in self._references().items():
             if wanted in refs:
                 self._enqueue(key)
 
 
-def metadata_only(obj: Any) -> dict[str, Any]:
-    """Keep only identifying metadata of a ConfigMap or Secret (never its data)."""
-    meta = obj.metadata
-    return {"metadata": {"namespace": meta.namespace, "name": meta.name,
-                         "resourceVersion": meta.resource_version}}
+class SecretEvents:
+    """Sends helm's release Secrets to the storage index, the others to the values index."""
+
+    def __init__(self, storage: ReleaseStorage, values: ValuesSourceEvents) -> None:
+        self._storage = storage
+        self._values = values
+
+    def __call__(self, event_type: str, obj: dict[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        helm_owned = labels.get("owner") == "helm"
+        if helm_owned or event_type == "DELETED":  # a relist's DELETED carries no labels
+            self._storage.on_event(event_type, obj)
+        if not helm_owned:
+            self._values(event_type, obj)
+
+
+def release_changed(release_keys: Callable[[], dict[tuple[str, str], str]],
+                    nudge: Callable[[str], None]) -> Callable[[str, str], None]:
+    """The storage index's callback: nudge the HelmRelease owning the release."""
+
+    def on_change(namespace: str, release: str) -> None:
+        key = release_keys().get((namespace, release))
+        if key is not None:
+            nudge(key)
+
+    return on_change

@@ -38,6 +38,9 @@ class ChartFetcher:
         self.git_ssh_command = git_ssh_command
         self.oci_plain_http = oci_plain_http
         self._locks: dict[str, asyncio.Lock] = {}
+        # Git chart revisions last fetched, by (url, ref, path): what a
+        # resync compares with, without running git (see `known_revision`).
+        self._git_revisions: dict[tuple[str, str, str], str] = {}
 
     async def close(self) -> None:
         await self.helm_repos.close()
@@ -66,11 +69,39 @@ class ChartFetcher:
             if chart.secret_ref:
                 auth = await self._basic_auth(chart.secret_ref.namespace, chart.secret_ref.name, "secretRef")
             fetched = await self.git.fetch(chart.git, chart.ref, chart.path, auth, self.git_ssh_command)
+            self._git_revisions[(chart.git, chart.ref, chart.path)] = fetched.revision
             if not chart.skip_dep_update:
                 await self._dependency_update(fetched.path)
             return fetched
         assert chart.repository and chart.name and chart.version
         return await self._fetch_oci(hr)
+
+    def known_revision(self, hr: HelmRelease) -> str | None:
+        """The chart revision `fetch` would give, when known without I/O.
+
+        Helm repository and OCI charts: the version the spec pins. Git: the
+        revision of the last fetch, until the Git poller finds a newer one.
+        """
+        chart = hr.chart
+        if chart.kind is ChartSourceKind.GIT:
+            if not chart.git or chart.ref is None or chart.path is None:
+                return None
+            return self._git_revisions.get((chart.git, chart.ref, chart.path))
+        return chart.version
+
+    async def git_revision_changed(self, hr: HelmRelease) -> bool:
+        """Whether the Git chart's path got a new commit since the last fetch (mirror fetched if due)."""
+        chart = hr.chart
+        if chart.kind is not ChartSourceKind.GIT or not chart.git or chart.ref is None or chart.path is None:
+            return False
+        auth = None
+        if chart.secret_ref:
+            auth = await self._basic_auth(chart.secret_ref.namespace, chart.secret_ref.name, "secretRef")
+        revision = await self.git.revision(chart.git, chart.ref, chart.path, auth, self.git_ssh_command)
+        key = (chart.git, chart.ref, chart.path)
+        changed = self._git_revisions.get(key) != revision
+        self._git_revisions[key] = revision  # what the next reconcile's fingerprint compares
+        return changed
 
     async def _dependency_update(self, chart_dir: Path) -> None:
         """`helm dependency update` once per exported revision, only if the chart has dependencies."""

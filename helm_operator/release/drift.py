@@ -12,6 +12,7 @@ field paths, never values (a Secret's data is a value).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import yaml
@@ -59,19 +60,25 @@ def _add_ownership(meta: dict[str, Any], release_name: str, release_namespace: s
 class DriftDetector:
     """Compares a release's manifest with the live objects."""
 
-    def __init__(self, api: ClusterApi) -> None:
+    def __init__(self, api: ClusterApi, rediscover_after: float = 60.0) -> None:
         self.api = api
         self._discovery: Discovery | None = None
+        self._discovered_at = 0.0
+        self._rediscover_after = rediscover_after
 
     async def _lookup(self, api_version: str, kind: str) -> Any:
-        if self._discovery is None or self._discovery.lookup(api_version, kind) is None:
+        """Discovery once, again only for an unknown kind and at most once a minute."""
+        now = time.monotonic()
+        if self._discovery is None or (self._discovery.lookup(api_version, kind) is None
+                                       and now - self._discovered_at >= self._rediscover_after):
             self._discovery = await self.api.discover()
+            self._discovered_at = now
         return self._discovery.lookup(api_version, kind)
 
     async def drift(self, manifest: str, release_name: str, release_namespace: str) -> list[str]:
         """One line per drifted object: `Kind ns/name: path, path` or `... is missing`."""
         found: list[str] = []
-        for doc in yaml.safe_load_all(manifest):
+        for doc in yaml.load_all(manifest, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if not isinstance(doc, dict) or not doc.get("kind") or not (doc.get("metadata") or {}).get("name"):
                 continue
             rt = await self._lookup(doc.get("apiVersion", ""), doc["kind"])

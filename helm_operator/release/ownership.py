@@ -3,7 +3,8 @@
 Every object of a release carries `helm.fluxcd.io/antecedent:
 <ns>:helmrelease/<name>`. A release whose objects name another HelmRelease is
 refused; one whose objects name none (installed by hand) is adopted, by
-stamping the annotation after each successful deploy.
+stamping the annotation after each successful deploy. The manifest comes
+from helm's own output or its release storage, never from `helm get`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from helm_operator.api.constants import ANTECEDENT_ANNOTATION
 from helm_operator.kube import Kube, KubeError, NotFound, ObjectRef
 
 log = logging.getLogger(__name__)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # helm's own output: libyaml is safe and fast
 
 
 def manifest_objects(manifest: str, release_namespace: str) -> list[ObjectRef]:
     """The objects a release manifest names (namespace defaulted to the release's)."""
     refs: list[ObjectRef] = []
-    for doc in yaml.safe_load_all(manifest):
+    for doc in yaml.load_all(manifest, Loader=_LOADER):
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
             continue
         meta = doc.get("metadata") or {}

@@ -1,58 +1,81 @@
-"""Reconcile one HelmRelease: observe, decide one action, act, record; repeat
-until the release is settled or a step fails.
+"""Reconcile one HelmRelease: observe, decide one action, act, record, and
+observe again, until the release is settled or must wait.
 
 Flow for a queue key:
-    get the HelmRelease -> deletion? uninstall and drop the finalizer
-    -> parse (bad spec: Failed, wait for a change) -> fetch chart -> values
-    -> digest of the desired configuration
-    -> settled with this digest already? done, without any helm call
-    -> helm history -> ownership -> state.determine -> act -> record
+    the HelmRelease from the watch cache -> being deleted? uninstall, drop the finalizer
+    -> parse (a bad spec: Failed, wait for a change)
+    -> inputs unchanged since the release was last settled? done: no helm call, no API request
+    -> fetch the chart, compose the values, digest the desired configuration
+    -> facts from helm's storage and the status -> `state.determine`
+    -> act (one helm call, `actions/`) -> record (`record`) -> refresh storage -> decide again
 
-The result tells the queue what to do next: nothing special (the periodic
-resync comes back), retry with backoff, or wait for a change.
+All policy is in `state.determine`; this module gathers facts and carries
+out decisions. The memory it keeps is a cache of what the cluster says (the
+fingerprint of a settled release's inputs, ownership already checked,
+objects already stamped); losing it costs work, never correctness.
 """
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from helm_operator.api.conditions import get_condition
 from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, REASON_SYNCED, ConditionType, Phase
-from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, InvalidSpec, parse, parse_ref
+from helm_operator.api.helmrelease import (
+    HelmRelease,
+    HelmReleaseRef,
+    InvalidSpec,
+    format_antecedent,
+    parse,
+    parse_ref,
+)
 from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError, FetchedChart
-from helm_operator.helm import Helm, HelmError, HistoryEntry, ReleaseNotFound, UpgradeOptions
+from helm_operator.helm import classify
+from helm_operator.helm.storage import RevisionMeta, owner_label, parse_owner
 from helm_operator.kube import Kube, KubeError
 from helm_operator.release import ownership
+from helm_operator.release.actions import ActionResult, HelmActions
+from helm_operator.release.actions.deploy import DeployRequest, deploy
+from helm_operator.release.actions.recover import recover
+from helm_operator.release.actions.rollback import roll_back
+from helm_operator.release.actions.test import run_tests
+from helm_operator.release.actions.uninstall import uninstall
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
+from helm_operator.release.history import Snapshot, head
+from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
 from helm_operator.release.record import Outcome, Recorder
-from helm_operator.release.state import Action, Decision, State, describe_digest, determine
+from helm_operator.release.state import Action, Decision, Facts, State, determine, digest_in, retry_delay
 from helm_operator.release.values import ValuesError, compose_values, referenced_objects
 from helm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-MAX_STEPS = 4  # actions per reconcile (e.g. recover, then upgrade, then test)
+MAX_STEPS = 6  # actions per reconcile (e.g. recover, upgrade, test, rollback)
 
 
-class Result(Enum):
-    OK = "ok"              # settled; the periodic resync checks again
-    RETRY = "retry"        # failed; try again with backoff
-    WAIT = "wait"          # cannot progress until the HelmRelease changes
+@dataclass(frozen=True)
+class Result:
+    """What the queue should do next with the key."""
+
+    requeue_after: float | None = None  # come back after this many seconds (failure backoff)
+
+    @property
+    def retry(self) -> bool:
+        return self.requeue_after is not None
+
+
+DONE = Result()
 
 
 @dataclass
-class _Attempt:
-    """What this reconcile is working with, threaded through the steps."""
-
-    obj: dict[str, Any]
-    hr: HelmRelease
+class _Inputs:
     chart: FetchedChart
     values: dict[str, Any]
     desired: str
@@ -61,374 +84,479 @@ class _Attempt:
 class Reconciler:
     """Makes HelmReleases true; one instance per operator, called per key."""
 
-    def __init__(self, kube: Kube, helm: Helm, charts: ChartFetcher, recorder: Recorder,
-                 metrics: Metrics, default_git_ref: str = "master",
+    def __init__(self, kube: Kube, helm: HelmActions, charts: ChartFetcher, recorder: Recorder,
+                 metrics: Metrics, store: HelmReleaseStore, storage: ReleaseStorage,
+                 versions: ObjectVersions, default_git_ref: str = "master",
                  drift: DriftDetector | None = None, drift_interval: float = 0.0) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
         self.recorder = recorder
         self.metrics = metrics
+        self.store = store
+        self.storage = storage
+        self.versions = versions
         self.default_git_ref = default_git_ref
         self.drift = drift
         self.drift_interval = drift_interval
-        self._drift_checked: dict[str, float] = {}  # key -> monotonic time of the last check
-        # key -> digest of the configuration last seen settled (deployed or
-        # deliberately left alone): the resync fast path compares with it.
-        self.settled: dict[str, str] = {}
-        # key -> ConfigMaps/Secrets its values come from (for the watch).
+        # key -> fingerprint of the inputs when the release was last settled
+        self.settled: dict[str, tuple[Any, ...]] = {}
+        # key -> ConfigMaps/Secrets its values come from (for the watch)
         self.references: dict[str, set[tuple[str, str, str]]] = {}
-        # key -> digest of the configuration last sent to helm upgrade.
-        self.attempted: dict[str, str] = {}
-        # keys whose chart comes from Git (for the Git poller).
-        self.git_keys: set[str] = set()
+        # keys whose chart comes from Git (for the Git poller), with their parsed spec
+        self.git_releases: dict[str, HelmRelease] = {}
+        # (namespace, release) -> the HelmRelease key owning it (for the storage watch)
+        self.release_keys: dict[tuple[str, str], str] = {}
+        self._drift_checked: dict[str, float] = {}
+        self._owner_checked: dict[tuple[str, int], str | None] = {}
+        self._stamped: dict[str, set[ownership.ObjectRef]] = {}
 
     # ------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result:
-        namespace, _, name = key.partition("/")
-        obj = await self.kube.get_helmrelease(namespace, name)
+        obj = self.store.get(key)
         if obj is None:
             self._forget(key)
-            return Result.OK
-        ref = parse_ref(obj)
-        if ref.is_deleting:
-            return await self._delete(ref, obj)
-        if not ref.has_finalizer:
-            obj = await self._add_finalizer(ref, obj)
+            return DONE
+        try:
             ref = parse_ref(obj)
+        except InvalidSpec as e:
+            log.warning("%s: invalid HelmRelease metadata: %s", key, e)
+            return DONE
+        self.release_keys[(ref.target_namespace, ref.release_name)] = key
+        if ref.is_deleting:
+            return await self._finalize(ref, obj)
+        if not ref.has_finalizer:
+            obj = await self._add_finalizer(ref)
         try:
             hr = parse(obj, default_git_ref=self.default_git_ref)
         except InvalidSpec as e:
-            log.warning("%s: invalid HelmRelease: %s", key, e)
-            self.settled.pop(key, None)
-            phase = Phase.CHART_FETCH_FAILED if str(e) == NO_CHART_SOURCE else Phase.FAILED
-            await self.recorder.record(ref, obj, Outcome(phase, str(e)))
-            return Result.WAIT
+            return await self._invalid(ref, obj, e)
         self.references[key] = referenced_objects(hr)
         if hr.chart.kind.value == "git":
-            self.git_keys.add(key)
+            self.git_releases[key] = hr
         else:
-            self.git_keys.discard(key)
-        attempt = await self._prepare(hr, obj)
-        if attempt is None:
-            return Result.RETRY
-        if self._is_settled(attempt):
+            self.git_releases.pop(key, None)
+        fingerprint = self._fingerprint(hr)
+        if fingerprint is not None and self.settled.get(key) == fingerprint:
             if self._drift_check_due(key):
-                return await self._repair_drift(attempt)
-            log.debug("%s: unchanged (config %s): nothing to do", key, attempt.desired[:12])
-            return Result.OK
-        return await self._converge(attempt)
-
-    def _drift_check_due(self, key: str) -> bool:
-        if self.drift is None or self.drift_interval <= 0:
-            return False
-        last = self._drift_checked.get(key)
-        if last is None:  # first settle: start the clock, no check right after a deploy
-            self._drift_checked[key] = time.monotonic()
-            return False
-        return time.monotonic() - last >= self.drift_interval
-
-    async def _repair_drift(self, a: _Attempt) -> Result:
-        """Re-apply the release if live objects were changed by hand (1 helm call when clean)."""
-        assert self.drift is not None
-        self._drift_checked[a.hr.key] = time.monotonic()
-        try:
-            manifest = await self.helm.manifest(a.hr.release_name, a.hr.target_namespace)
-            drifted = await self.drift.drift(manifest, a.hr.release_name, a.hr.target_namespace)
-        except (HelmError, KubeError) as e:
-            log.warning("%s: drift check failed: %s", a.hr.key, e)
-            return Result.OK
-        if not drifted:
-            return Result.OK
-        log.warning("%s: objects changed outside Git, restoring: %s", a.hr.key, "; ".join(drifted))
-        await self.kube.emit_event(a.obj, "Normal", REASON_SYNCED,
-                                            "restoring objects changed by hand: " + "; ".join(drifted)[:800])
-        history = await self._history(a.hr)
-        return await self._deploy(a, install=False, history=history, repair=True) or Result.OK
-
-    def _forget(self, key: str) -> None:
+                return await self._check_drift(hr, obj)
+            return DONE
         self.settled.pop(key, None)
-        self._drift_checked.pop(key, None)
-        self.attempted.pop(key, None)
-        self.references.pop(key, None)
-        self.git_keys.discard(key)
+        prepared = await self._inputs(hr, obj)
+        if isinstance(prepared, Result):
+            return prepared
+        return await self._converge(*prepared)
 
-    def _is_settled(self, a: _Attempt) -> bool:
-        return (self.settled.get(a.hr.key) == a.desired
-                and a.hr.status.get("observedGeneration") == a.hr.generation)
+    # ---- observe: inputs ------------------------------------------------
+    def _fingerprint(self, hr: HelmRelease) -> tuple[Any, ...] | None:
+        """Everything the desired configuration and the decision depend on, from caches."""
+        revision = self.charts.known_revision(hr)
+        if revision is None or any(s.kind.value == "externalSourceRef" for s in hr.values_from):
+            return None  # a URL may change without an event: compose the values again
+        sources = tuple(sorted((kind, ns, name, self.versions.get(kind, ns, name))
+                               for kind, ns, name in self.references.get(hr.key, set())))
+        newest = self.storage.revisions(hr.target_namespace, hr.release_name)[:1]
+        return (hr.uid, hr.generation, revision, sources, newest)
 
-    # ---- observe -------------------------------------------------------
-    async def _prepare(self, hr: HelmRelease, obj: dict[str, Any]) -> _Attempt | None:
-        """Fetch the chart and compose values; record failures. None on failure."""
+    async def _inputs(self, hr: HelmRelease, obj: dict[str, Any]) -> tuple[HelmRelease, _Inputs] | Result:
+        """Fetch the chart and compose values; record failures."""
         try:
             chart = await self.charts.fetch(hr)
         except ChartFetchError as e:
             log.warning("%s: chart fetch failed: %s", hr.key, e)
-            self.settled.pop(hr.key, None)
-            await self.recorder.record(hr, obj, Outcome(Phase.CHART_FETCH_FAILED, str(e)))
-            return None
+            return await self._failed_before_helm(hr, obj, Outcome(Phase.CHART_FETCH_FAILED, str(e)))
         chart_cond = get_condition(hr.status.get("conditions"), ConditionType.CHART_FETCHED)
         if not chart_cond or chart_cond.get("status") != "True":
-            hr = self._with_status(hr, await self.recorder.record(
-                hr, obj, Outcome(Phase.CHART_FETCHED, f"chart fetched: {hr.chart}"), event=False))
+            hr = await self._record(hr, obj, Outcome(Phase.CHART_FETCHED, f"chart fetched: {hr.chart}",
+                                                     event=False))
         try:
             values = await compose_values(self.kube, hr, chart.path)
         except (ValuesError, KubeError) as e:
             log.warning("%s: values: %s", hr.key, e)
-            self.settled.pop(hr.key, None)
-            await self.recorder.record(hr, obj, Outcome(Phase.FAILED, f"could not compose values: {e}"))
-            return None
+            return await self._failed_before_helm(
+                hr, obj, Outcome(Phase.FAILED, f"could not compose values: {e}"))
         desired = values_digest({
             "chart": hr.chart.describe(), "revision": chart.revision, "values": values,
             "release": hr.release_name, "namespace": hr.target_namespace,
             "resetValues": hr.reset_values, "skipCRDs": hr.skip_crds,
         })
-        return _Attempt(obj, hr, chart, values, desired)
+        return hr, _Inputs(chart, values, desired)
 
-    @staticmethod
-    def _with_status(hr: HelmRelease, status: dict[str, Any]) -> HelmRelease:
+    async def _failed_before_helm(self, hr: HelmRelease, obj: dict[str, Any], outcome: Outcome) -> Result:
+        """A failure before any helm call: recorded once per distinct message, retried with backoff."""
+        ready = get_condition(hr.status.get("conditions"), ConditionType.READY) or {}
+        repeated = (hr.status.get("phase") == outcome.phase.value and ready.get("message") == outcome.message
+                    and hr.status.get("observedGeneration") == hr.generation)
+        if repeated:
+            outcome = dataclasses.replace(outcome, event=False)
+        hr = await self._record(hr, obj, outcome)
+        return Result(retry_delay(int(hr.status.get("failures") or 1)))
+
+    # ---- observe: facts --------------------------------------------------
+    async def _facts(self, hr: HelmRelease, desired: str) -> Facts:
+        revisions = self.storage.revisions(hr.target_namespace, hr.release_name)
+        newest = revisions[0] if revisions else None
+        newest_failure = None
+        legacy = None
+        if newest is not None and newest.status == "failed" and newest.matches(desired):
+            record = await self.storage.record(hr.target_namespace, newest)
+            newest_failure = classify(record.description) if record else None
+        elif newest is not None and newest.status == "deployed" and newest.attempt_revision is None:
+            record = await self.storage.record(hr.target_namespace, newest)
+            legacy = digest_in(record.description) if record else None
+        return Facts(
+            desired=desired, revisions=revisions, newest_failure=newest_failure,
+            newest_legacy_digest=legacy, foreign_owner=await self._foreign_owner(hr, newest),
+            failures=int(hr.status.get("failures") or 0),
+            last_attempted_digest=hr.status.get("lastAttemptedConfigDigest"),
+            last_failure_at=_last_failure_at(hr.status), head=head(hr.status),
+            rollback_count=int(hr.status.get("rollbackCount") or 0), now=time.time(),
+        )
+
+    async def _foreign_owner(self, hr: HelmReleaseRef, newest: RevisionMeta | None) -> str | None:
+        """The other HelmRelease that owns this release, if any (storage label, else its objects)."""
+        if newest is None:
+            return None
+        if newest.owner:
+            if newest.owner == owner_label(hr.namespace, hr.name):
+                return None
+            parsed = parse_owner(newest.owner)
+            return format_antecedent(*parsed) if parsed else "another HelmRelease"
+        cache_key = (hr.key, newest.revision)
+        if cache_key not in self._owner_checked:
+            record = await self.storage.record(hr.target_namespace, newest, with_manifest=True)
+            objects = ownership.manifest_objects(record.manifest, hr.target_namespace) if record else []
+            self._owner_checked[cache_key] = await ownership.foreign_owner(self.kube, objects, hr.antecedent)
+        return self._owner_checked[cache_key]
+
+    # ---- decide and act, until settled -----------------------------------
+    async def _converge(self, hr: HelmRelease, inputs: _Inputs, repair: bool = False) -> Result:
+        fresh = False
+        acted: list[str] = []
+        for _ in range(MAX_STEPS):
+            facts = await self._facts(hr, inputs.desired)
+            decision = determine(hr, facts)
+            if repair and decision.state is State.IN_SYNC:
+                decision = Decision(State.OUT_OF_SYNC, Action.UPGRADE, "objects changed by hand: re-apply them")
+            if decision.action is not Action.NONE and not fresh:
+                await self._refresh(hr)  # act only on what the API server says now
+                fresh = True
+                continue
+            log.info("%s: %s: %s", hr.key, decision.state.value, decision.reason)
+            if decision.action is Action.NONE:
+                return await self._settle(hr, inputs, facts, decision, acted)
+            hr, ok = await self._act(hr, inputs, facts, decision, repair)
+            repair = False
+            acted.append(decision.action.value)
+            if not ok and decision.remediation:
+                break  # a remediation that fails is retried with backoff, not at once
+        return Result(retry_delay(int(hr.status.get("failures") or 1)))
+
+    async def _refresh(self, hr: HelmReleaseRef) -> None:
+        try:
+            await self.storage.refresh(hr.target_namespace, hr.release_name)
+        except KubeError as e:
+            log.warning("%s: reading release storage failed: %s", hr.key, e)
+
+    async def _settle(self, hr: HelmRelease, inputs: _Inputs, facts: Facts, d: Decision,
+                      acted: list[str]) -> Result:
+        obj = self.store.get(hr.key) or {}
+        newest = facts.newest
+        st = hr.status
+        current = st.get("observedGeneration") == hr.generation
+        if d.state is State.UNOWNED:
+            if not (current and st.get("phase") == Phase.FAILED.value
+                    and (get_condition(st.get("conditions"), ConditionType.READY) or {}).get("message") == d.reason):
+                await self._record(hr, obj, Outcome(Phase.FAILED, d.reason))
+            return DONE
+        if d.requeue_after is not None:
+            return Result(d.requeue_after)  # the last failure stays on the object meanwhile
+        if d.state is State.IN_SYNC:
+            ready = get_condition(st.get("conditions"), ConditionType.READY) or {}
+            if not current or st.get("phase") != Phase.SUCCEEDED.value or ready.get("status") != "True":
+                verb = "installed" if "install" in acted else "upgraded" if "upgrade" in acted else "in sync"
+                message = (f"release {hr.release_name} {verb} with chart {hr.chart}" if acted
+                           else f"release {hr.release_name} is deployed and in sync")
+                hr = await self._record(hr, obj, Outcome(
+                    Phase.SUCCEEDED, message, release_status=newest.status if newest else None,
+                    revision=inputs.chart.revision, attempted_revision=inputs.chart.revision,
+                    event=bool(acted)))
+        elif d.state is State.ROLLED_BACK and st.get("phase") != Phase.ROLLED_BACK.value:
+            hr = await self._record(hr, obj, Outcome(Phase.ROLLED_BACK, d.reason, event=False,
+                                                     counts_as_failure=False))
+        elif d.state is State.TEST_FAILED and st.get("phase") != Phase.TEST_FAILED.value:
+            hr = await self._record(hr, obj, Outcome(Phase.TEST_FAILED, d.reason, event=False,
+                                                     counts_as_failure=False))
+        if d.settled:
+            fingerprint = self._fingerprint(hr)
+            if fingerprint is not None:
+                self.settled[hr.key] = fingerprint
+            self._drift_checked.setdefault(hr.key, time.monotonic())
+        return DONE
+
+    async def _act(self, hr: HelmRelease, inputs: _Inputs, facts: Facts, d: Decision,
+                   repair: bool) -> tuple[HelmRelease, bool]:
+        """Run one action and record its result; returns the HelmRelease as recorded and success."""
+        obj = self.store.get(hr.key) or {}
+        if d.action in (Action.INSTALL, Action.UPGRADE):
+            return await self._deploy(hr, obj, inputs, facts, d.action is Action.INSTALL, repair)
+        if d.action is Action.TEST:
+            return await self._test(hr, obj, inputs, facts)
+        if d.action is Action.ROLLBACK:
+            return await self._rollback(hr, obj, d, "rollback")
+        if d.action is Action.RECOVER:
+            if d.target is None:
+                result = await recover(self.helm, self.metrics, hr, None)
+                self._log_result(hr, "recover", result)
+                await self._refresh(hr)
+                if not result.ok:
+                    hr = await self._record(hr, obj, Outcome(Phase.FAILED, f"recovering failed: {result.message}"))
+                return hr, result.ok
+            return await self._rollback(hr, obj, d, "rollback" if d.details.get("finishes") else "recover")
+        if d.action is Action.UNINSTALL:
+            result = await uninstall(self.helm, self.metrics, hr.release_name, hr.target_namespace, hr.timeout)
+            self._log_result(hr, "uninstall", result)
+            await self._refresh(hr)
+            self._stamped.pop(hr.key, None)
+            if not result.ok:
+                hr = await self._record(hr, obj, Outcome(Phase.FAILED, f"helm uninstall failed: {result.message}"))
+            return hr, result.ok
+        return hr, True
+
+    async def _deploy(self, hr: HelmRelease, obj: dict[str, Any], inputs: _Inputs, facts: Facts,
+                      install: bool, repair: bool) -> tuple[HelmRelease, bool]:
+        verb = "install" if install else "upgrade"
+        newest = facts.newest
+        hr = await self._record(hr, obj, Outcome(
+            Phase.INSTALLING if install else Phase.UPGRADING,
+            f"running helm {verb} of {hr.release_name} ({hr.chart})",
+            attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False))
+        req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
+                            (newest.revision if newest else 0) + 1, install, repair)
+        result = await deploy(self.helm, self.metrics, req)
+        self._log_result(hr, verb, result)
+        await self._refresh(hr)
+        if not result.ok:
+            after = self.storage.revisions(hr.target_namespace, hr.release_name)
+            made = after[0] if after and (newest is None or after[0].revision > newest.revision) else None
+            message = f"helm {verb} failed: {result.message}"
+            if made is None:
+                message += " (no revision was made)"
+            elif result.failure is not None and result.failure.value == "Rejected" and newest is not None:
+                message += (f" (the API server rejected revision {made.revision}; "
+                            f"revision {newest.revision} stays deployed)")
+            snapshot = Snapshot(revision=made.revision, action=verb, config_digest=inputs.desired,
+                                status=made.status) if made else None
+            return await self._record(hr, obj, Outcome(Phase.DEPLOY_FAILED, message,
+                                                       release_status=made.status if made else None,
+                                                       snapshot=snapshot)), False
+        record = result.record
+        assert record is not None
+        await self._stamp(hr, record.manifest, fresh=install or repair)
+        snapshot = Snapshot.of(record, verb, inputs.desired)
+        if hr.test.enable:
+            hr = await self._record(hr, obj, Outcome(
+                Phase.DEPLOYED, f"helm {verb} of {hr.release_name} succeeded (revision {record.revision})",
+                release_status=record.status, snapshot=snapshot, event=False))
+        else:
+            hr = await self._record(hr, obj, Outcome(
+                Phase.SUCCEEDED, f"release {hr.release_name} {verb}{'ed' if install else 'd'} with chart "
+                                 f"{hr.chart} (revision {record.revision})",
+                release_status=record.status, revision=inputs.chart.revision,
+                attempted_revision=inputs.chart.revision, snapshot=snapshot))
+        return hr, True
+
+    async def _test(self, hr: HelmRelease, obj: dict[str, Any], inputs: _Inputs,
+                    facts: Facts) -> tuple[HelmRelease, bool]:
+        newest = facts.newest
+        assert newest is not None
+        hr = await self._record(hr, obj, Outcome(Phase.TESTING, f"running helm test of {hr.release_name}",
+                                                 event=False))
+        result = await run_tests(self.helm, self.metrics, hr)
+        self._log_result(hr, "test", result)
+        await self._refresh(hr)
+        last = head(hr.status)
+        action = last.action if last and last.revision == newest.revision else "upgrade"
+        snapshot = Snapshot(revision=newest.revision, action=action, status=newest.status,
+                            test_result="passed" if result.ok else "failed")
+        if result.ok:
+            hr = await self._record(hr, obj, Outcome(Phase.TESTED, result.message, snapshot=snapshot,
+                                                     event=False))
+            return hr, True
+        message = f"helm test failed: {result.message}"
+        if hr.test.ignore_failures:
+            message += " (ignored: test.ignoreFailures)"
+        return await self._record(hr, obj, Outcome(Phase.TEST_FAILED, message, snapshot=snapshot,
+                                                   counts_as_failure=not hr.test.ignore_failures)), result.ok
+
+    async def _rollback(self, hr: HelmRelease, obj: dict[str, Any], d: Decision,
+                        action: str) -> tuple[HelmRelease, bool]:
+        hr = await self._record(hr, obj, Outcome(Phase.ROLLING_BACK, d.reason, event=False))
+        if action == "recover":
+            result = await recover(self.helm, self.metrics, hr, d.target)
+        else:
+            result = await roll_back(self.helm, self.metrics, hr, d.target)
+        self._log_result(hr, action, result)
+        if not result.ok:
+            await self._refresh(hr)
+            return await self._record(hr, obj, Outcome(Phase.ROLLBACK_FAILED,
+                                                       f"rollback failed: {result.message}")), False
+        revisions = await self.storage.refresh(hr.target_namespace, hr.release_name)
+        snapshot = None
+        if revisions:
+            record = await self.storage.record(hr.target_namespace, revisions[0])
+            snapshot = Snapshot.of(record, action) if record else Snapshot(
+                revision=revisions[0].revision, action=action, status=revisions[0].status)
+        if action == "recover":
+            message = f"recovered {hr.release_name}: {d.reason.split(': ', 1)[-1]}"
+            return await self._record(hr, obj, Outcome(Phase.ROLLED_BACK, message, release_status="deployed",
+                                                       snapshot=snapshot, counts_as_failure=False)), True
+        return await self._record(hr, obj, Outcome(
+            Phase.ROLLED_BACK, f"rolled back {hr.release_name} to revision {d.target} after a failed "
+                               f"{'test' if d.state is State.TEST_FAILED else 'upgrade'}",
+            release_status="deployed", snapshot=snapshot, rolled_back=True)), True
+
+    def _log_result(self, hr: HelmReleaseRef, action: str, result: ActionResult) -> None:
+        if result.ok:
+            log.info("%s: %s: %s", hr.key, action, result.message)
+        else:
+            log.warning("%s: helm %s failed (%s): %s", hr.key, action,
+                        result.failure.value if result.failure else "error", result.message)
+
+    # ---- record ------------------------------------------------------------
+    async def _record(self, hr: HelmRelease, obj: dict[str, Any], outcome: Outcome) -> HelmRelease:
+        status = await self.recorder.record(hr, obj, outcome, max_history=hr.max_history)
         return dataclasses.replace(hr, status=status)
 
-    async def _history(self, hr: HelmRelease) -> list[HistoryEntry] | None:
-        try:
-            return await self.helm.history(hr.release_name, hr.target_namespace)
-        except ReleaseNotFound:
-            return None
+    async def _invalid(self, ref: HelmReleaseRef, obj: dict[str, Any], e: InvalidSpec) -> Result:
+        log.warning("%s: invalid HelmRelease: %s", ref.key, e)
+        self.settled.pop(ref.key, None)
+        phase = Phase.CHART_FETCH_FAILED if str(e) == NO_CHART_SOURCE else Phase.FAILED
+        ready = get_condition(ref.status.get("conditions"), ConditionType.READY) or {}
+        if not (ref.status.get("observedGeneration") == ref.generation and ready.get("message") == str(e)):
+            await self.recorder.record(ref, obj, Outcome(phase, str(e)))
+        return DONE  # nothing to retry until the HelmRelease changes
 
-    # ---- decide and act, until settled ---------------------------------
-    async def _converge(self, a: _Attempt) -> Result:
-        history = await self._history(a.hr)
-        if history:
-            refused = await self._foreign_owner(a.hr)
-            if refused:
-                msg = (f"release {a.hr.release_name} appears to be managed by {refused}; "
-                       "rename one of the releases (spec.releaseName)")
-                log.warning("%s: %s", a.hr.key, msg)
-                await self.recorder.record(a.hr, a.obj, Outcome(Phase.FAILED, msg))
-                return Result.WAIT
-        for _ in range(MAX_STEPS):
-            decision = determine(a.hr, history, a.desired, int(a.hr.status.get("rollbackCount") or 0),
-                                 self._attempted(a))
-            log.info("%s: %s: %s", a.hr.key, decision.state.value, decision.reason)
-            if decision.action is Action.NONE:
-                return await self._settle(a, decision, history)
-            result = await self._act(a, decision, history)
-            if result is not None:
-                return result
-            history = await self._history(a.hr)
-        return Result.RETRY
+    # ---- ownership stamp -----------------------------------------------------
+    async def _stamp(self, hr: HelmReleaseRef, manifest: str, fresh: bool) -> None:
+        """Annotate the release's objects with their antecedent; only those not stamped yet."""
+        objects = ownership.manifest_objects(manifest, hr.target_namespace)
+        done = set() if fresh else self._stamped.get(hr.key, set())
+        todo = [o for o in objects if o not in done]
+        if todo:
+            await ownership.stamp(self.kube, todo, hr.antecedent)
+        self._stamped[hr.key] = set(objects)
 
-    def _attempted(self, a: _Attempt) -> str | None:
-        """The configuration last tried; after a restart, the status tells it."""
-        if a.hr.key in self.attempted:
-            return self.attempted[a.hr.key]
-        st = a.hr.status
-        if (st.get("observedGeneration") == a.hr.generation
-                and st.get("phase") in (Phase.ROLLED_BACK.value, Phase.ROLLBACK_FAILED.value)
-                and st.get("lastAttemptedRevision") == a.chart.revision):
-            return a.desired
-        return None
-
-    async def _settle(self, a: _Attempt, decision: Decision, history: list[HistoryEntry] | None) -> Result:
-        self.settled[a.hr.key] = a.desired
-        status = history[-1].status if history else None
-        if decision.state is State.ROLLED_BACK:
-            if a.hr.status.get("phase") not in (Phase.ROLLED_BACK.value,):
-                await self.recorder.record(a.hr, a.obj, Outcome(Phase.ROLLED_BACK, decision.reason,
-                                                                release_status=status), event=False)
-            return Result.WAIT
-        phase = a.hr.status.get("phase")
-        same_generation = a.hr.status.get("observedGeneration") == a.hr.generation
-        if phase == Phase.TEST_FAILED.value and same_generation:
-            return Result.OK  # deployed, but its tests failed: keep saying so
-        if phase != Phase.SUCCEEDED.value or not same_generation:
-            await self.recorder.record(a.hr, a.obj, Outcome(
-                Phase.SUCCEEDED, f"release {a.hr.release_name} is deployed and in sync",
-                release_status=status, revision=a.chart.revision, attempted_revision=a.chart.revision),
-                event=False)
-        return Result.OK
-
-    async def _act(self, a: _Attempt, d: Decision, history: list[HistoryEntry] | None) -> Result | None:
-        """Run one action. None: observe again and continue; else the final result."""
-        if d.action in (Action.INSTALL, Action.UPGRADE):
-            return await self._deploy(a, install=d.action is Action.INSTALL, history=history)
-        if d.action is Action.ROLLBACK:
-            return await self._rollback(a, d.rollback_to)
-        if d.action is Action.UNINSTALL:
-            ok = await self._uninstall(a.hr, a.obj)
-            return None if ok else Result.RETRY
-        if d.action is Action.RECOVER:
-            if d.rollback_to is not None:
-                ok = await self._helm_rollback(a.hr, d.rollback_to)
-            else:
-                ok = await self._uninstall(a.hr, a.obj)
-            return None if ok else Result.RETRY
-        return Result.OK
-
-    async def _deploy(self, a: _Attempt, install: bool, history: list[HistoryEntry] | None,
-                      repair: bool = False) -> Result | None:
-        hr = a.hr
-        phase = Phase.INSTALLING if install else Phase.UPGRADING
-        verb = "install" if install else "upgrade"
-        hr = a.hr = self._with_status(hr, await self.recorder.record(
-            hr, a.obj, Outcome(phase, f"running helm {verb} of {hr.release_name} ({hr.chart})",
-                               attempted_revision=a.chart.revision), event=False))
-        before = history[-1].revision if history else 0
-        opts = UpgradeOptions(
-            timeout_seconds=hr.timeout, wait=hr.wait, force=hr.force_upgrade and not install,
-            reset_values=hr.reset_values is not False, skip_crds=hr.skip_crds,
-            max_history=hr.max_history, disable_openapi_validation=hr.disable_openapi_validation,
-            description=describe_digest(a.desired), force_conflicts=repair,
-        )
-        self.settled.pop(hr.key, None)
-        self.attempted[hr.key] = a.desired
-        try:
-            with self.metrics.time_action(verb, hr.target_namespace, hr.release_name):
-                await self.helm.upgrade_install(hr.release_name, a.chart.path, hr.target_namespace,
-                                                a.values, opts)
-        except HelmError as e:
-            after = await self._history(hr)
-            produced = bool(after and after[-1].revision > before)
-            release_status = after[-1].status if after else None
-            log.warning("%s: helm %s failed%s: %s", hr.key, verb,
-                        "" if produced else " (no revision was created)", e.message)
-            hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-                Phase.DEPLOY_FAILED, f"helm {verb} failed: {e.message}", release_status=release_status)))
-            if after and produced and not install and hr.rollback.enable:
-                target = next((h.revision for h in reversed(after[:-1])
-                               if h.status in ("deployed", "superseded")), None)
-                await self._rollback(a, target)
-            return Result.RETRY
-        hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-            Phase.DEPLOYED, f"helm {verb} of {hr.release_name} succeeded", release_status="deployed"),
-            event=False))
-        await self._stamp(hr)
-        if hr.test.enable:
-            result = await self._test(a, install)
-            if result is not None:
-                return result
-        await self.recorder.record(a.hr, a.obj, Outcome(
-            Phase.SUCCEEDED, f"release {hr.release_name} {'installed' if install else 'upgraded'} "
-                             f"with chart {hr.chart}",
-            release_status="deployed", revision=a.chart.revision, attempted_revision=a.chart.revision))
-        self.settled[hr.key] = a.desired
-        return Result.OK
-
-    async def _test(self, a: _Attempt, install: bool) -> Result | None:
-        hr = a.hr = self._with_status(a.hr, await self.recorder.record(
-            a.hr, a.obj, Outcome(Phase.TESTING, f"running helm test of {a.hr.release_name}"), event=False))
-        try:
-            with self.metrics.time_action("test", hr.target_namespace, hr.release_name):
-                await self.helm.test(hr.release_name, hr.target_namespace, hr.test.timeout)
-        except HelmError as e:
-            log.warning("%s: helm test failed: %s", hr.key, e.message)
-            hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-                Phase.TEST_FAILED, f"helm test failed: {e.message}")))
-            if hr.test.ignore_failures:
-                return None  # keep the release; the caller records success
-            if install:
-                await self._uninstall(hr, a.obj)
-                return Result.RETRY
-            if hr.rollback.enable:
-                return await self._rollback(a, None)
-            self.settled[hr.key] = a.desired  # deployed but failing its tests: wait for a change
-            return Result.WAIT
-        a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-            Phase.TESTED, f"helm test of {hr.release_name} passed"), event=False))
-        return None
-
-    async def _rollback(self, a: _Attempt, revision: int | None) -> Result:
-        hr = a.hr
-        hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-            Phase.ROLLING_BACK, f"rolling back {hr.release_name}"), event=False))
-        try:
-            with self.metrics.time_action("rollback", hr.target_namespace, hr.release_name):
-                await self.helm.rollback(hr.release_name, hr.target_namespace, revision,
-                                         timeout_seconds=hr.rollback.timeout, wait=hr.rollback.wait,
-                                         force=hr.rollback.force, disable_hooks=hr.rollback.disable_hooks,
-                                         max_history=hr.max_history)
-        except HelmError as e:
-            a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-                Phase.ROLLBACK_FAILED, f"rollback failed: {e.message}")))
-            return Result.RETRY
-        a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-            Phase.ROLLED_BACK, f"rolled back {hr.release_name} after a failed upgrade",
-            release_status="deployed")))
-        return Result.RETRY if hr.rollback.retry else Result.WAIT
-
-    async def _helm_rollback(self, hr: HelmRelease, revision: int) -> bool:
-        try:
-            await self.helm.rollback(hr.release_name, hr.target_namespace, revision,
-                                     timeout_seconds=hr.rollback.timeout, wait=False, force=False,
-                                     disable_hooks=False, max_history=hr.max_history)
-            return True
-        except HelmError as e:
-            log.warning("%s: recovering by rollback to %s failed: %s", hr.key, revision, e.message)
+    # ---- drift ---------------------------------------------------------------
+    def _drift_check_due(self, key: str) -> bool:
+        if self.drift is None or self.drift_interval <= 0:
             return False
-
-    async def _uninstall(self, hr: HelmReleaseRef, obj: dict[str, Any]) -> bool:
-        timeout = getattr(hr, "timeout", 300)
-        try:
-            with self.metrics.time_action("uninstall", hr.target_namespace, hr.release_name):
-                await self.helm.uninstall(hr.release_name, hr.target_namespace, timeout)
-        except ReleaseNotFound:
-            pass
-        except HelmError as e:
-            log.warning("%s: helm uninstall failed: %s", hr.key, e.message)
-            await self.recorder.record(hr, obj, Outcome(Phase.FAILED, f"helm uninstall failed: {e.message}"))
+        last = self._drift_checked.get(key)
+        if last is None:
+            self._drift_checked[key] = time.monotonic()
             return False
-        self.settled.pop(hr.key, None)
-        return True
+        return time.monotonic() - last >= self.drift_interval
 
-    # ---- ownership -------------------------------------------------------
-    async def _objects(self, hr: HelmReleaseRef) -> list[ownership.ObjectRef]:
+    async def _check_drift(self, hr: HelmRelease, obj: dict[str, Any]) -> Result:
+        """Compare the live objects with the release's manifest; re-apply when changed by hand."""
+        assert self.drift is not None
+        self._drift_checked[hr.key] = time.monotonic()
+        revisions = self.storage.revisions(hr.target_namespace, hr.release_name)
+        if not revisions:
+            return DONE
         try:
-            manifest = await self.helm.manifest(hr.release_name, hr.target_namespace)
-        except HelmError:
-            return []
-        return ownership.manifest_objects(manifest, hr.target_namespace)
+            record = await self.storage.record(hr.target_namespace, revisions[0], with_manifest=True)
+            if record is None:
+                return DONE
+            drifted = await self.drift.drift(record.manifest, hr.release_name, hr.target_namespace)
+        except KubeError as e:
+            log.warning("%s: drift check failed: %s", hr.key, e)
+            return DONE
+        if not drifted:
+            return DONE
+        log.warning("%s: objects changed outside Git, restoring: %s", hr.key, "; ".join(drifted))
+        await self.kube.emit_event(obj, "Normal", REASON_SYNCED,
+                                   "restoring objects changed by hand: " + "; ".join(drifted)[:800])
+        self.settled.pop(hr.key, None)
+        self._stamped.pop(hr.key, None)
+        prepared = await self._inputs(hr, obj)
+        if isinstance(prepared, Result):
+            return prepared
+        return await self._converge(*prepared, repair=True)
 
-    async def _foreign_owner(self, hr: HelmReleaseRef) -> str | None:
-        return await ownership.foreign_owner(self.kube, await self._objects(hr), hr.antecedent)
-
-    async def _stamp(self, hr: HelmReleaseRef) -> None:
-        await ownership.stamp(self.kube, await self._objects(hr), hr.antecedent)
-
-    # ---- finalizer and delete -------------------------------------------
-    async def _add_finalizer(self, ref: HelmReleaseRef, obj: dict[str, Any]) -> dict[str, Any]:
+    # ---- finalizer and delete --------------------------------------------------
+    async def _add_finalizer(self, ref: HelmReleaseRef) -> dict[str, Any]:
         finalizers = list(ref.finalizers) + [FINALIZER]
-        return await self.kube.patch_helmrelease_metadata(
+        obj = await self.kube.patch_helmrelease_metadata(
             ref.namespace, ref.name, {"finalizers": finalizers, "resourceVersion": ref.resource_version})
+        self.store.update(obj)
+        return obj
 
-    async def _delete(self, ref: HelmReleaseRef, obj: dict[str, Any]) -> Result:
+    async def _finalize(self, ref: HelmReleaseRef, obj: dict[str, Any]) -> Result:
         if not ref.has_finalizer:
-            return Result.OK
-        history = None
+            return DONE
         try:
-            history = await self.helm.history(ref.release_name, ref.target_namespace)
-        except ReleaseNotFound:
-            pass
-        except HelmError as e:
-            log.warning("%s: reading release before uninstall failed: %s", ref.key, e.message)
-            return Result.RETRY
-        if history:
-            owner = await self._foreign_owner(ref)
+            revisions = await self.storage.refresh(ref.target_namespace, ref.release_name)
+        except KubeError as e:
+            log.warning("%s: reading release before uninstall failed: %s", ref.key, e)
+            return Result(retry_delay(1))
+        if revisions:
+            owner = await self._foreign_owner(ref, revisions[0])
             if owner:
                 log.warning("%s: deleted, but release %s belongs to %s: leaving it", ref.key,
                             ref.release_name, owner)
             else:
                 started = time.monotonic()
                 log.info("%s: HelmRelease deleted: uninstalling %s", ref.key, ref.release_name)
-                if not await self._uninstall(ref, obj):
-                    return Result.RETRY
+                timeout = getattr(ref, "timeout", 300)
+                try:
+                    timeout = parse(obj, default_git_ref=self.default_git_ref).timeout
+                except InvalidSpec:
+                    pass
+                result = await uninstall(self.helm, self.metrics, ref.release_name, ref.target_namespace, timeout)
+                if not result.ok:
+                    log.warning("%s: helm uninstall failed: %s", ref.key, result.message)
+                    await self.recorder.record(ref, obj, Outcome(Phase.FAILED,
+                                                                 f"helm uninstall failed: {result.message}"))
+                    return Result(retry_delay(1))
                 log.info("%s: uninstalled in %.1fs", ref.key, time.monotonic() - started)
         self.metrics.forget_release(ref.target_namespace, ref.release_name)
         remaining = [f for f in ref.finalizers if f != FINALIZER]
         try:
-            await self.kube.patch_helmrelease_metadata(
+            stored = await self.kube.patch_helmrelease_metadata(
                 ref.namespace, ref.name, {"finalizers": remaining, "resourceVersion": ref.resource_version})
+            self.store.update(stored)
         except KubeError as e:
             log.warning("%s: could not remove finalizer: %s", ref.key, e)
-            return Result.RETRY
+            return Result(retry_delay(1))
         self._forget(ref.key)
-        return Result.OK
+        return DONE
+
+    def _forget(self, key: str) -> None:
+        self.settled.pop(key, None)
+        self._drift_checked.pop(key, None)
+        self.references.pop(key, None)
+        self.git_releases.pop(key, None)
+        self._stamped.pop(key, None)
+        for release, owner in list(self.release_keys.items()):
+            if owner == key:
+                del self.release_keys[release]
+        for cache_key in [k for k in self._owner_checked if k[0] == key]:
+            del self._owner_checked[cache_key]
+
+
+def _last_failure_at(status: dict[str, Any]) -> float | None:
+    """When the last failure was recorded: Ready=False's lastUpdateTime (epoch seconds)."""
+    if not int(status.get("failures") or 0):
+        return None
+    ready = get_condition(status.get("conditions"), ConditionType.READY) or {}
+    if ready.get("status") != "False":
+        return None
+    stamp = ready.get("lastUpdateTime") or ready.get("lastTransitionTime")
+    try:
+        return float(calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+__all__ = ["DONE", "Reconciler", "Result"]

@@ -1,15 +1,29 @@
 """Record what happened to a HelmRelease: status (phase, conditions,
-counters), a Kubernetes event, and the condition metrics.
+counters, history), a Kubernetes event, and the condition metrics.
 
-`next_status` is pure: the old status and one outcome give the new status,
-following COMPAT (reason = the phase; `Succeeded` sets Released=True, clears
-RolledBack and resets rollbackCount; `RolledBack` increments it; our `Ready`
-condition is True only after a success). `Recorder` writes it.
+`next_status` is pure: the old status and one outcome give the new status.
+COMPAT rules: reason = the phase; `Succeeded` sets Released=True, clears
+RolledBack and resets rollbackCount; a rollback increments it. Ours:
+
+- `Ready` is True only after a success. A failure sets Ready=False with its
+  reason and message, and that stays while later attempts run: an attempt in
+  progress shows as the v1 phase and a `Reconciling` condition, never by
+  wiping the last failure, so `kubectl get hr` shows the error during a
+  retry storm. The `Released` condition (the Message column) keeps telling
+  the last outcome for the same reason.
+- `failures` counts consecutive failed attempts and resets on success; the
+  time of the last failure is Ready's lastUpdateTime (the backoff clock).
+- `lastAttemptedConfigDigest` names the configuration last sent to helm.
+- `history` holds the newest revisions this operator made (`history.py`).
+
+`Recorder` writes it, emits the event and updates the metrics; it is the
+only place that does, so every action's result is recorded the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +31,7 @@ from helm_operator.api.conditions import ConditionStatus, now_rfc3339, remove_co
 from helm_operator.api.constants import REASON_FAILED, REASON_SYNCED, ConditionType, Phase
 from helm_operator.api.helmrelease import HelmReleaseRef
 from helm_operator.kube import Kube, KubeError
+from helm_operator.release.history import Snapshot, history_limit, read_history, with_snapshot
 from helm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -25,6 +40,7 @@ C = ConditionType
 T: ConditionStatus = "True"
 F: ConditionStatus = "False"
 UNKNOWN: ConditionStatus = "Unknown"
+RECONCILING = "Reconciling"
 
 # phase -> conditions it sets (type, status); Ready follows separately.
 _PHASE_CONDITIONS: dict[Phase, tuple[tuple[ConditionType, ConditionStatus], ...]] = {
@@ -43,9 +59,10 @@ _PHASE_CONDITIONS: dict[Phase, tuple[tuple[ConditionType, ConditionStatus], ...]
     Phase.ROLLED_BACK: ((C.ROLLED_BACK, T), (C.RELEASED, F)),
     Phase.ROLLBACK_FAILED: ((C.ROLLED_BACK, F), (C.RELEASED, F)),
 }
-_IN_PROGRESS = {Phase.INSTALLING, Phase.UPGRADING, Phase.TESTING, Phase.ROLLING_BACK, Phase.CHART_FETCHED}
+IN_PROGRESS = {Phase.INSTALLING, Phase.UPGRADING, Phase.TESTING, Phase.ROLLING_BACK}
 FAILURE_PHASES = {Phase.CHART_FETCH_FAILED, Phase.DEPLOY_FAILED, Phase.TEST_FAILED, Phase.FAILED,
-                  Phase.ROLLED_BACK, Phase.ROLLBACK_FAILED}
+                  Phase.ROLLBACK_FAILED}
+NOT_READY_PHASES = FAILURE_PHASES | {Phase.ROLLED_BACK}
 
 
 @dataclass(frozen=True)
@@ -55,33 +72,47 @@ class Outcome:
     phase: Phase
     message: str
     release_status: str | None = None
-    revision: str | None = None          # set on success: what is now deployed
-    attempted_revision: str | None = None
+    revision: str | None = None           # set on success: the chart revision now deployed
+    attempted_revision: str | None = None # the chart revision being tried
+    attempted_digest: str | None = None   # the configuration being tried
+    snapshot: Snapshot | None = None      # a revision made or changed
+    rolled_back: bool = False             # a rollback of a failed configuration completed
+    counts_as_failure: bool | None = None # default: the phase is a failure phase
+    event: bool = True                    # emit an event (final outcomes only)
+
+    @property
+    def failed(self) -> bool:
+        return self.phase in FAILURE_PHASES if self.counts_as_failure is None else self.counts_as_failure
 
 
-def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: str) -> dict[str, Any]:
+def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: str,
+                max_history: int = 10) -> dict[str, Any]:
     """The status after `outcome`. Pure."""
     status = dict(old)
     conditions = list(status.get("conditions") or [])
-    for ctype, value in _PHASE_CONDITIONS[outcome.phase]:
-        conditions = set_condition(conditions, ctype, value, outcome.phase.value, outcome.message, now)
-    if outcome.phase is Phase.SUCCEEDED:
+    phase, message = outcome.phase, outcome.message
+    for ctype, value in _PHASE_CONDITIONS[phase]:
+        conditions = set_condition(conditions, ctype, value, phase.value, message, now)
+    if phase in IN_PROGRESS:
+        conditions = set_condition(conditions, RECONCILING, T, phase.value, message, now)
+        ready = next((c for c in conditions if c.get("type") == C.READY), None)
+        if ready is None or ready.get("status") == T:
+            conditions = set_condition(conditions, C.READY, UNKNOWN, "Progressing", message, now)
+    else:
+        conditions = remove_condition(conditions, RECONCILING)
+    if phase is Phase.SUCCEEDED:
         conditions = remove_condition(conditions, C.ROLLED_BACK)
         status["rollbackCount"] = 0
-        conditions = set_condition(conditions, C.READY, T, outcome.phase.value, outcome.message, now)
-    elif outcome.phase is Phase.ROLLED_BACK:
+        status["failures"] = 0
+        conditions = set_condition(conditions, C.READY, T, phase.value, message, now)
+    if outcome.rolled_back:
         status["rollbackCount"] = int(status.get("rollbackCount") or 0) + 1
-    if outcome.phase in FAILURE_PHASES:
-        conditions = set_condition(conditions, C.READY, F, outcome.phase.value, outcome.message, now)
-    elif outcome.phase in _IN_PROGRESS:
-        conditions = set_condition(conditions, C.READY, UNKNOWN, outcome.phase.value, outcome.message, now)
-    # The Message printer column shows the Released condition's message: keep
-    # it telling the latest news, also while a step is in progress.
-    if outcome.phase in _IN_PROGRESS:
-        conditions = set_condition(conditions, C.RELEASED, UNKNOWN, outcome.phase.value,
-                                   outcome.message, now)
+    if outcome.failed:
+        status["failures"] = int(status.get("failures") or 0) + 1
+    if phase in NOT_READY_PHASES:
+        conditions = set_condition(conditions, C.READY, F, phase.value, message, now)
     status["conditions"] = conditions
-    status["phase"] = outcome.phase.value
+    status["phase"] = phase.value
     status["observedGeneration"] = hr.generation
     status["releaseName"] = hr.release_name
     if outcome.release_status is not None:
@@ -90,29 +121,41 @@ def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: 
         status["revision"] = outcome.revision
     if outcome.attempted_revision is not None:
         status["lastAttemptedRevision"] = outcome.attempted_revision
+    if outcome.attempted_digest is not None:
+        status["lastAttemptedConfigDigest"] = outcome.attempted_digest
+    if outcome.snapshot is not None:
+        history = with_snapshot(read_history(status), outcome.snapshot, history_limit(max_history))
+        status["history"] = [s.to_status() for s in history]
     status.setdefault("rollbackCount", 0)
+    status.setdefault("failures", 0)
     return status
 
 
 class Recorder:
     """Writes status, events and metrics for HelmReleases."""
 
-    def __init__(self, kube: Kube, metrics: Metrics) -> None:
+    def __init__(self, kube: Kube, metrics: Metrics,
+                 on_stored: Callable[[dict[str, Any]], object] | None = None) -> None:
         self.kube = kube
         self.metrics = metrics
+        self._on_stored = on_stored  # the HelmRelease cache, written through
 
     async def record(self, hr: HelmReleaseRef, obj: dict[str, Any], outcome: Outcome,
-                     event: bool = True) -> dict[str, Any]:
-        """Patch the status for `outcome`; emit an event for final outcomes."""
-        status = next_status(hr.status, hr, outcome, now_rfc3339())
-        try:
-            await self.kube.patch_helmrelease_status(hr.namespace, hr.name, status)
-        except KubeError as e:
-            log.warning("%s: could not record status %s: %s", hr.key, outcome.phase, e)
+                     max_history: int = 10) -> dict[str, Any]:
+        """Patch the status for `outcome`, emit an event for final outcomes; return the new status."""
+        status = next_status(hr.status, hr, outcome, now_rfc3339(), max_history)
+        if status != hr.status:
+            try:
+                stored = await self.kube.patch_helmrelease_status(hr.namespace, hr.name, status)
+                if self._on_stored is not None and isinstance(stored, dict):
+                    self._on_stored(stored)
+            except KubeError as e:
+                log.warning("%s: could not record status %s: %s", hr.key, outcome.phase, e)
         for cond in status.get("conditions", []):
-            self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
-        if event and outcome.phase not in _IN_PROGRESS:
-            failed = outcome.phase in FAILURE_PHASES
+            if cond.get("type") != RECONCILING:
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+        if outcome.event and outcome.phase not in IN_PROGRESS:
+            failed = outcome.phase in NOT_READY_PHASES
             await self.kube.emit_event(
                 obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
                 f"{outcome.phase.value}: {outcome.message}",

@@ -1,24 +1,41 @@
 """Name the state of a release and the one action it calls for. Pure.
 
-The observed state comes from `helm history` (newest revision last) and the
-digest of the desired configuration. Each revision this operator makes
-carries that digest in its description, so "is the release what the
-HelmRelease asks for?" is a string comparison, and a failed attempt at the
-same configuration is recognised after a restart too.
+Every release policy lives here: install, upgrade, test, remediation after
+a failed install, upgrade or test (rollback or uninstall), recovery of a
+release left `pending-*` by a killed helm, when to retry and when to wait.
+The reconciler gathers `Facts` from the cluster (helm's storage, the
+HelmRelease's status) and runs what `determine` returns, then observes again.
+
+How the facts answer "which configuration is deployed?": each revision the
+operator makes carries its configuration digest in a storage label that
+names the revision itself (`helm.storage`), so a hand `helm upgrade` (which
+inherits our labels) or `helm rollback` is told apart from our own work.
+Revisions made by earlier versions of this operator carry the digest in
+their description instead. A rollback made by the operator is known from
+`status.history`; the configuration last attempted and the count of
+consecutive failures are in the status too, so all of it survives a restart.
+
+Retries: an action that would try again a configuration that already failed
+waits until its backoff has passed (5 s doubling to 5 min, counted from the
+last failure); any change of the desired configuration acts at once.
+Remediation (rollback, uninstall of a failed install, recovery) never waits.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from helm_operator.api.helmrelease import HelmRelease
-from helm_operator.helm import HistoryEntry
+from helm_operator.helm.failures import FailureKind
+from helm_operator.helm.storage import DEPLOYED_STATUSES, PENDING_STATUSES, RevisionMeta
+from helm_operator.release.history import Snapshot
+from helm_operator.runtime.queueing import BackoffPolicy
 
 DIGEST_PREFIX = "helm-operator config "
 _DIGEST = re.compile(r"helm-operator config ([0-9a-f]{16,64})")
+RETRY_BACKOFF = BackoffPolicy(base=5.0, factor=2.0, cap=300.0)
 
 
 def describe_digest(digest: str) -> str:
@@ -26,24 +43,33 @@ def describe_digest(digest: str) -> str:
     return f"{DIGEST_PREFIX}{digest}"
 
 
-def digest_of(entry: HistoryEntry) -> str | None:
-    m = _DIGEST.search(entry.description)
+def digest_in(description: str) -> str | None:
+    m = _DIGEST.search(description)
     return m.group(1) if m else None
 
 
+def retry_delay(failures: int) -> float:
+    """Seconds between the `failures`-th consecutive failure and the next attempt."""
+    return RETRY_BACKOFF.delay(max(failures - 1, 0))
+
+
 class State(StrEnum):
+    UNOWNED = "Unowned"              # the release belongs to another HelmRelease: leave it
     ABSENT = "Absent"                # no release: install
-    PENDING = "Pending"              # pending-* left by a killed helm: recover
+    PENDING = "Pending"              # pending-* left by an interrupted helm: recover
     FAILED_INSTALL = "FailedInstall" # never deployed and failed: uninstall, then install again
-    FAILED = "Failed"                # last upgrade of this config failed: roll back or retry
-    ROLLED_BACK = "RolledBack"       # rolled back from this config: wait for a change, or retry
-    OUT_OF_SYNC = "OutOfSync"        # deployed, but not with this config: upgrade
-    IN_SYNC = "InSync"               # deployed with this config: nothing to do
+    FAILED = "Failed"                # the newest revision failed: roll back or retry
+    UNTESTED = "Untested"            # deployed with this configuration, tests not run yet
+    TEST_FAILED = "TestFailed"       # deployed with this configuration, tests failed
+    ROLLED_BACK = "RolledBack"       # rolled back from this configuration: wait, or retry
+    OUT_OF_SYNC = "OutOfSync"        # deployed, but not with this configuration: upgrade
+    IN_SYNC = "InSync"               # deployed with this configuration: nothing to do
 
 
 class Action(StrEnum):
     INSTALL = "install"
     UPGRADE = "upgrade"
+    TEST = "test"
     ROLLBACK = "rollback"
     UNINSTALL = "uninstall"
     RECOVER = "recover"
@@ -51,74 +77,75 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
+class Facts:
+    """What the cluster says about one release, gathered by the reconciler."""
+
+    desired: str                                   # digest of the configuration the HelmRelease asks for
+    revisions: tuple[RevisionMeta, ...] = ()       # helm's storage, newest first
+    newest_failure: FailureKind | None = None      # why the newest revision failed (its description)
+    newest_legacy_digest: str | None = None        # digest in the newest revision's description
+    foreign_owner: str | None = None               # the other HelmRelease owning the release
+    failures: int = 0                              # status.failures
+    last_attempted_digest: str | None = None       # status.lastAttemptedConfigDigest
+    last_failure_at: float | None = None           # epoch seconds of the last recorded failure
+    head: Snapshot | None = None                   # status.history[0]
+    rollback_count: int = 0
+    now: float = 0.0
+
+    @property
+    def newest(self) -> RevisionMeta | None:
+        return self.revisions[0] if self.revisions else None
+
+
+@dataclass(frozen=True)
 class Decision:
     state: State
     action: Action
-    reason: str                      # one line for the log: why this action
-    rollback_to: int | None = None   # for ROLLBACK / RECOVER by rollback
+    reason: str                        # one line for the log and the status: why this action
+    target: int | None = None          # revision to roll back to (ROLLBACK, RECOVER by rollback)
+    retry: bool = False                # re-attempts a configuration that already failed
+    remediation: bool = False          # undoes a failed attempt
+    requeue_after: float | None = None # NONE while a retry waits for its backoff
+    settled: bool = False              # NONE because there is nothing to do (not waiting)
+    details: dict[str, str] = field(default_factory=dict)
 
 
-def _last_deployed(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
-    for entry in reversed(history):
-        if entry.status in ("deployed", "superseded"):
-            return entry
+def last_deployed(revisions: tuple[RevisionMeta, ...]) -> RevisionMeta | None:
+    """The newest revision that was deployed (deployed or superseded)."""
+    return next((r for r in revisions if r.status in DEPLOYED_STATUSES), None)
+
+
+def _applied_digest(f: Facts) -> str | None:
+    newest = f.newest
+    if newest is None:
+        return None
+    if newest.ours:
+        return newest.attempt_digest
+    if newest.attempt_revision is None:
+        return f.newest_legacy_digest
     return None
 
 
-def _rolled_back_from(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
-    """If the current revision is a rollback, the revision it undid.
-
-    That is the revision current when the rollback ran: `failed` after a
-    failed upgrade, `superseded` after an upgrade whose tests failed.
-    """
-    if len(history) < 2 or not history[-1].description.startswith("Rollback to"):
-        return None
-    return history[-2]
+def _same(digest: str | None, desired: str) -> bool:
+    return bool(digest) and desired.startswith(digest or "-")
 
 
-def determine(hr: HelmRelease, history: Sequence[HistoryEntry] | None, desired: str,
-              rollback_count: int = 0, attempted: str | None = None) -> Decision:
-    """Decide the next action for `hr` given its release history.
+def _is_retry(f: Facts) -> bool:
+    return f.failures > 0 and f.last_attempted_digest == f.desired
 
-    `attempted` is the digest of the configuration the operator last tried
-    to deploy: helm replaces a failed revision's description with its error,
-    so the failed revision itself no longer tells which configuration failed.
-    """
-    if not history:
-        return Decision(State.ABSENT, Action.INSTALL, "release does not exist: install")
-    current = history[-1]
-    status = current.status
-    if status.startswith("pending-"):
-        previous = _last_deployed(history[:-1])
-        return Decision(State.PENDING, Action.RECOVER,
-                        f"release is stuck in {status} (an interrupted helm call): recover",
-                        rollback_to=previous.revision if previous else None)
-    if status == "failed":
-        if _last_deployed(history[:-1]) is None:
-            return Decision(State.FAILED_INSTALL, Action.UNINSTALL,
-                            "release failed before it was ever deployed: uninstall, then install again")
-        failed_digest = digest_of(current) or attempted
-        if failed_digest == desired and hr.rollback.enable:
-            target = _last_deployed(history[:-1])
-            return Decision(State.FAILED, Action.ROLLBACK,
-                            f"upgrade to revision {current.revision} failed: roll back",
-                            rollback_to=target.revision if target else None)
-        why = "retry the failed upgrade" if failed_digest == desired else "configuration changed"
-        return Decision(State.FAILED, Action.UPGRADE, f"release is failed: {why}")
-    if status == "deployed":
-        if digest_of(current) == desired:
-            return Decision(State.IN_SYNC, Action.NONE, "release is deployed with this configuration")
-        undone = _rolled_back_from(history)
-        if undone is not None and (digest_of(undone) or attempted) == desired:
-            if may_retry_after_rollback(hr, rollback_count):
-                return Decision(State.ROLLED_BACK, Action.UPGRADE,
-                                f"retry the upgrade rolled back {rollback_count} time(s)")
-            return Decision(State.ROLLED_BACK, Action.NONE,
-                            f"revision {undone.revision} with this configuration was rolled back; "
-                            "change the HelmRelease or enable rollback.retry to try again")
-        return Decision(State.OUT_OF_SYNC, Action.UPGRADE, "configuration changed: upgrade")
-    # superseded, uninstalling, unknown...: helm can still upgrade over it
-    return Decision(State.OUT_OF_SYNC, Action.UPGRADE, f"release is {status}: upgrade")
+
+def _gate(d: Decision, f: Facts) -> Decision:
+    """Hold a retry until its backoff has passed; everything else goes now."""
+    if not d.retry or f.last_failure_at is None:
+        return d
+    due = f.last_failure_at + retry_delay(f.failures)
+    if f.now >= due:
+        return d
+    wait = due - f.now
+    return Decision(d.state, Action.NONE,
+                    f"{d.reason}; waiting {wait:.0f}s before attempt {f.failures + 1} "
+                    f"(backoff after {f.failures} failure(s))",
+                    requeue_after=wait)
 
 
 def may_retry_after_rollback(hr: HelmRelease, rollback_count: int) -> bool:
@@ -126,3 +153,99 @@ def may_retry_after_rollback(hr: HelmRelease, rollback_count: int) -> bool:
     if not hr.rollback.retry:
         return False
     return hr.rollback.max_retries == 0 or rollback_count <= hr.rollback.max_retries
+
+
+def determine(hr: HelmRelease, f: Facts) -> Decision:
+    """The next action for `hr`, from the facts alone."""
+    if f.foreign_owner:
+        return Decision(State.UNOWNED, Action.NONE,
+                        f"release {hr.release_name} appears to be managed by {f.foreign_owner}; "
+                        "rename one of the releases (spec.releaseName)")
+    newest = f.newest
+    if newest is None or newest.status == "uninstalled":
+        reason = "release does not exist: install"
+        if f.head is not None and not _is_retry(f):
+            reason = "release was uninstalled outside this operator: install it again"
+        return _gate(Decision(State.ABSENT, Action.INSTALL, reason, retry=_is_retry(f)), f)
+    if newest.status in PENDING_STATUSES or newest.status == "uninstalling":
+        return _pending(hr, f, newest)
+    if newest.status == "failed":
+        return _failed(hr, f, newest)
+    if newest.status == "deployed":
+        return _deployed(hr, f, newest)
+    # superseded as newest, unknown...: helm can still upgrade over it
+    return _gate(Decision(State.OUT_OF_SYNC, Action.UPGRADE, f"release is {newest.status}: upgrade",
+                          retry=_is_retry(f)), f)
+
+
+def _pending(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
+    previous = last_deployed(f.revisions[1:])
+    why = f"release is stuck in {newest.status} (an interrupted helm call)"
+    if previous is None or newest.status in ("pending-install", "uninstalling"):
+        return Decision(State.PENDING, Action.RECOVER, f"{why}: uninstall it", remediation=True)
+    if newest.status == "pending-rollback":
+        return Decision(State.PENDING, Action.RECOVER,
+                        f"{why}: finish the rollback to revision {previous.revision}",
+                        target=previous.revision, remediation=True, details={"finishes": "rollback"})
+    return Decision(State.PENDING, Action.RECOVER, f"{why}: roll back to revision {previous.revision}",
+                    target=previous.revision, remediation=True)
+
+
+def _failed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
+    previous = last_deployed(f.revisions[1:])
+    if previous is None:
+        return Decision(State.FAILED_INSTALL, Action.UNINSTALL,
+                        f"revision {newest.revision} failed before the release was ever deployed: "
+                        "uninstall it, then install again", remediation=True)
+    if not newest.matches(f.desired):
+        return _gate(Decision(State.FAILED, Action.UPGRADE,
+                              f"revision {newest.revision} failed and is not this configuration: upgrade",
+                              retry=_is_retry(f)), f)
+    if f.newest_failure is FailureKind.REJECTED:
+        return _gate(Decision(State.FAILED, Action.UPGRADE,
+                              f"the API server rejected revision {newest.revision}; revision "
+                              f"{previous.revision} stays deployed (nothing to roll back)", retry=True), f)
+    if hr.rollback.enable:
+        return Decision(State.FAILED, Action.ROLLBACK,
+                        f"upgrade to revision {newest.revision} failed: roll back to revision {previous.revision}",
+                        target=previous.revision, remediation=True)
+    return _gate(Decision(State.FAILED, Action.UPGRADE, f"upgrade to revision {newest.revision} failed: retry",
+                          retry=True), f)
+
+
+def _deployed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
+    head = f.head if f.head is not None and f.head.revision == newest.revision else None
+    if _same(_applied_digest(f), f.desired):
+        if hr.test.enable and (head is None or head.test_result is None):
+            return Decision(State.UNTESTED, Action.TEST, f"revision {newest.revision} is deployed: run its tests")
+        if hr.test.enable and head is not None and head.test_result == "failed" and not hr.test.ignore_failures:
+            return _test_failed(hr, f, newest, head)
+        return Decision(State.IN_SYNC, Action.NONE, "release is deployed with this configuration", settled=True)
+    if head is not None and head.action == "rollback" and f.last_attempted_digest == f.desired:
+        if may_retry_after_rollback(hr, f.rollback_count):
+            return _gate(Decision(State.ROLLED_BACK, Action.UPGRADE,
+                                  f"retry the upgrade rolled back {f.rollback_count} time(s)", retry=True), f)
+        return Decision(State.ROLLED_BACK, Action.NONE,
+                        "this configuration was rolled back; change the HelmRelease "
+                        "or enable rollback.retry to try again", settled=True)
+    if not newest.ours and newest.attempt_revision is not None:
+        reason = (f"revision {newest.revision} was made outside this operator (helm upgrade or rollback "
+                  "by hand): upgrade to the HelmRelease's configuration")
+    else:
+        reason = "configuration changed: upgrade"
+    return _gate(Decision(State.OUT_OF_SYNC, Action.UPGRADE, reason, retry=_is_retry(f)), f)
+
+
+def _test_failed(hr: HelmRelease, f: Facts, newest: RevisionMeta, head: Snapshot) -> Decision:
+    if head.action == "install":
+        return Decision(State.TEST_FAILED, Action.UNINSTALL,
+                        f"tests of the new release (revision {newest.revision}) failed: uninstall it",
+                        remediation=True)
+    previous = last_deployed(f.revisions[1:])
+    if hr.rollback.enable and previous is not None:
+        return Decision(State.TEST_FAILED, Action.ROLLBACK,
+                        f"tests of revision {newest.revision} failed: roll back to revision {previous.revision}",
+                        target=previous.revision, remediation=True)
+    return Decision(State.TEST_FAILED, Action.NONE,
+                    f"revision {newest.revision} is deployed but its tests failed; fix the chart or values, "
+                    "or set test.ignoreFailures", settled=True)

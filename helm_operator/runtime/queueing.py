@@ -14,7 +14,12 @@ workqueue:
 - a key has at most one pending delayed add: the earliest due time wins, a
   later `add_after` never postpones an earlier one, and `add` (due now)
   cancels a pending delayed add;
-- failures are counted per key for exponential backoff until `forget`.
+- failures are counted per key for exponential backoff until `forget`;
+- one scheduling authority: `add` is for a change of the key's inputs and
+  always queues it; `nudge` is for everything else (periodic resync, an
+  observed change the key may have caused itself, a manual "sync now") and
+  leaves a key alone while it waits on a failure backoff (`add_after(...,
+  backoff=True)`), so only its timer or a real change brings it back.
 
 What this module does NOT do: it does not watch the cluster, does not know
 what a key means, and never decides on its own when to forget a key's
@@ -75,6 +80,7 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._backing_off: set[K] = set()  # keys whose pending timer is a failure backoff
         self._failures: dict[K, int] = {}
         self._wakeup = asyncio.Event()
         self._shut_down = False
@@ -102,8 +108,20 @@ class WorkQueue(Generic[K]):
         if key not in self._processing:
             self._push(key)
 
-    def add_after(self, key: K, delay_seconds: float) -> None:
-        """Queue `key` after `delay_seconds`, unless it is due earlier anyway."""
+    def nudge(self, key: K) -> None:
+        """Queue `key` now unless it waits on a failure backoff (then its timer brings it back)."""
+        if key in self._backing_off:
+            return
+        self.add(key)
+
+    def is_backing_off(self, key: K) -> bool:
+        return key in self._backing_off
+
+    def add_after(self, key: K, delay_seconds: float, *, backoff: bool = False) -> None:
+        """Queue `key` after `delay_seconds`, unless it is due earlier anyway.
+
+        `backoff`: the delay is a failure backoff, which `nudge` respects.
+        """
         if self._shut_down:
             return
         if delay_seconds <= 0:
@@ -116,14 +134,20 @@ class WorkQueue(Generic[K]):
         pending = self._timers.get(key)
         if pending is not None:
             if pending.when() <= when:
+                if backoff:
+                    self._backing_off.add(key)
                 return
             pending.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
+        if backoff:
+            self._backing_off.add(key)
+        else:
+            self._backing_off.discard(key)
 
     def add_with_backoff(self, key: K) -> float:
         """Count a failure of `key`, queue it after its backoff delay; return the delay."""
         delay = self.backoff_delay(key)
-        self.add_after(key, delay)
+        self.add_after(key, delay, backoff=True)
         return delay
 
     async def get(self) -> K:
@@ -158,6 +182,7 @@ class WorkQueue(Generic[K]):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._backing_off.clear()
         self._ready.clear()
         self._dirty.clear()
         self._wakeup.set()
@@ -182,9 +207,11 @@ class WorkQueue(Generic[K]):
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
+        self._backing_off.discard(key)
         self.add(key)
 
     def _cancel_timer(self, key: K) -> None:
+        self._backing_off.discard(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()

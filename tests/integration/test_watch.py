@@ -9,7 +9,7 @@ import threading
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.kube import Kube
-from helm_operator.kube.watch import ResourceWatcher
+from helm_operator.kube.watch import ResourceWatcher, collection_path
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.helpers import eventually
 from tests.integration.hr import helmrelease, new_namespace
@@ -31,8 +31,8 @@ def test_expired_watch_relists_and_misses_no_change(cluster: LocalCluster) -> No
             seen.append((kind, obj["metadata"]["name"]))
 
     # resourceVersion "1" is long gone: the API server answers 410 Gone
-    watcher = ResourceWatcher("helmreleases", kube.custom.list_namespaced_custom_object,
-                              (GROUP, VERSION, ns, PLURAL), on_event, loop, resource_version="1")
+    watcher = ResourceWatcher("helmreleases", kube.api_client, collection_path(GROUP, VERSION, PLURAL, ns),
+                              on_event, loop, resource_version="1")
     watcher.start()
     try:
         eventually(lambda: {("SYNC", "a"), ("SYNC", "b")} <= set(seen), timeout=30,
