@@ -19,8 +19,8 @@ A pass runs every `interval`, and at once when a registry poll finds a tag it
 had not seen. Bad annotations or filters are reported as `ImageAutomationFailed`
 events on the HelmRelease and in the log; a release kept at its tag because
 that tag cannot be compared (gone from the registry, not a version, no build
-time) gets one `ImageAutomationHeld` Warning event per distinct problem. They
-never stop the other releases. Scans and passes log their registry request
+time) gets one `ImageAutomationHeld` Warning event per distinct problem. Neither
+stops the other releases. Scans and passes log their registry request
 counts at debug level.
 """
 
@@ -92,7 +92,6 @@ class PassPlan:
 
     releases: list[Release] = field(default_factory=list)
     held: dict[tuple[str, str], None] = field(default_factory=dict)  # (namespace/name, message), in order
-    ran: bool = False
 
 
 def container_filter(filters: Mapping[str, str], container: str) -> str:
@@ -123,7 +122,6 @@ class Automator:
         self.default_namespace = default_namespace
         self._known_tags: dict[str, set[str]] = {}
         self._reported: set[tuple[str, str]] = set()
-        self._held: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self.last_scan = ScanResult()
 
@@ -281,12 +279,17 @@ class Automator:
                 if rel not in changed:
                     changed.append(rel)
                 plan.releases.extend(found.releases)
-        plan.ran = True
         return changed
 
     def _date_in_loop(self, loop: asyncio.AbstractEventLoop) -> DateLookup:
         """A build-time lookup the edit thread can call; it runs on the loop, through the cache."""
         def date(repository: str, tag: str) -> datetime | None:
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:  # waiting here for the loop would wait forever
+                raise RuntimeError("the automation edit must run off the event loop (in a thread)")
             try:
                 return asyncio.run_coroutine_threadsafe(self.registry.image_created(repository, tag), loop).result()
             except (NotFound, InvalidResponse) as e:
@@ -295,12 +298,13 @@ class Automator:
         return date
 
     async def _report_held(self, scan: ScanResult, plan: PassPlan) -> None:
-        """One Warning event per newly held (release, problem); a problem that clears and returns is new."""
+        """One Warning event per distinct (release, problem), as for ImageAutomationFailed."""
         for key, message in plan.held:
-            if (key, message) not in self._held:
-                log.warning("%s: image automation keeps the current tag: %s", key, message)
-                await self.emit_event(scan.objects[key], "Warning", REASON_AUTOMATION_HELD, message)
-        self._held = set(plan.held)
+            if (key, message) in self._reported:
+                continue  # the pass's debug line still counts it
+            self._reported.add((key, message))
+            log.warning("%s: image automation keeps the current tag: %s", key, message)
+            await self.emit_event(scan.objects[key], "Warning", REASON_AUTOMATION_HELD, message)
 
     async def run_pass(self, scan: ScanResult | None = None) -> list[Release]:
         """One automation pass: commit every due update in one commit."""
@@ -319,8 +323,7 @@ class Automator:
             commit = await self.writer.change(edit, lambda: commit_subject(plan.releases))
         except GitWriteError as e:
             log.error("image automation: %s", e)
-        if plan.ran:
-            await self._report_held(scan, plan)
+        await self._report_held(scan, plan)   # held is decided before the push, whatever became of it
         log.debug("image automation pass: %d update(s) committed, %d container(s) held, "
                   "%d registry requests for current tags", len(plan.releases) if commit else 0,
                   len(plan.held), self._request_count() - before)
