@@ -65,7 +65,9 @@ from helm_operator.automation.images import (
     AUTOMATED, FILTER_PREFIX, LOCKED, LOCKED_MSG, LOCKED_USER, POLICY_PREFIXES, TAG_POLICY,
     ContainerImage, find_images, parse_image_ref, read_policy, updates_for,
 )
-from helm_operator.automation.policy import InvalidFilter, TagFilter, TagInfo, newest, parse_filter
+from helm_operator.automation.policy import (
+    InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of, newest, parse_filter,
+)
 from helm_operator.automation.registry import CredentialStore, RegistryClient, RegistryError, parse_image_repo
 
 T = TypeVar("T")
@@ -396,7 +398,7 @@ async def release(args: argparse.Namespace) -> int:
 
     async with registry_client(args) as registry:
         tag_lists: dict[str, list[str]] = {}
-        scans: dict[tuple[str, str], list[TagInfo]] = {}
+        scans: dict[tuple[str, str, str], list[TagInfo]] = {}
 
         def tags_of(repository: str, shown: str) -> list[str]:
             if repository not in tag_lists:
@@ -406,11 +408,13 @@ async def release(args: argparse.Namespace) -> int:
                     raise CommandError(f"{workload}: image {shown} is not in the registry ({e})") from None
             return tag_lists[repository]
 
-        def scan(repository: str, tag_filter: TagFilter) -> list[TagInfo]:
-            key = (repository, str(tag_filter))
+        def scan(repository: str, tag_filter: TagFilter, current: str) -> list[TagInfo]:
+            """The tags, dated where the filter orders by build time, the current tag included."""
+            dated = current if needs_build_time_of(tag_filter, current) else ""
+            key = (repository, str(tag_filter), dated)
             if key not in scans:
                 try:
-                    scans[key] = _in_loop(loop, registry.scan(repository, tag_filter))
+                    scans[key] = _in_loop(loop, registry.scan(repository, tag_filter, current=[dated] if dated else []))
                 except RegistryError as e:
                     raise CommandError(f"{workload}: cannot list the tags of {repository}: {e}") from None
             return scans[key]
@@ -450,7 +454,11 @@ async def release(args: argparse.Namespace) -> int:
                     except InvalidFilter as e:
                         print(f"warning: {workload}: container {c.name} skipped: {e}", file=sys.stderr)
                         continue
-                    best = newest(tag_filter, scan(c.repository, tag_filter), c.tag or None)
+                    choice = choose(tag_filter, scan(c.repository, tag_filter, c.tag), c.tag or None)
+                    best = choice.tag
+                    if choice.held:
+                        print(f"warning: {workload}: container {c.name} kept at {c.image_ref}: {choice.held}",
+                              file=sys.stderr)
                     if best and best != c.tag:
                         writes += updates_for(c, best)
                         changes.append((c.name, c.image_ref, str(c.ref.with_tag(best))))

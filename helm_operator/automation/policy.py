@@ -44,14 +44,22 @@ Rules common to all types:
 - An empty expression, an unknown type, a bad glob, constraint or regular
   expression raise :class:`InvalidFilter`, whose message is meant for the
   user; the caller reports it and matches nothing.
-- Never older: :func:`newest` returns nothing rather than a tag ranked below
-  the current one. The bound applies when the current tag can be ranked under
-  the filter's order: for ``semver`` when it is a version (even one outside
-  the constraint), for ``numerical`` when it is a number, for ``alphabetical``
-  when it matches the glob, for build-time order when its ``created`` time is
-  among the scanned tags. A tag ranked equal to the current one is returned as
-  the current tag itself, so equal versions (``1.2.3`` / ``v1.2.3``) or tags
-  of one image never flip-flop.
+- Never older: :func:`choose` (and :func:`newest`) never returns a tag
+  ranked below the current one, whatever the filter, and a forced release
+  outside the filter is kept until a tag the filter allows ranks above it.
+  The current tag is ranked by the filter's order even when the filter does
+  not allow it: by version for ``semver``, by number for ``numerical``, by
+  the tag text itself for ``alphabetical``, by its image build time for
+  ``glob`` and ``regexp`` (so the scan must date the current tag too; see
+  :func:`needs_build_time_of`). A tag ranked equal to the current one is
+  returned as the current tag itself, so equal versions (``1.2.3`` /
+  ``v1.2.3``) or tags of one image never flip-flop.
+- When the current tag cannot be placed (the registry no longer lists it;
+  it is no version, no number, or its build time could not be read) nothing
+  is chosen and :class:`Choice` says why in ``held``, for the caller to
+  report. Two currents are no bound at all: none (no tag written), and
+  ``latest`` under a filter that does not allow it, a moving name that is
+  no version to stay above.
 """
 
 from __future__ import annotations
@@ -67,10 +75,13 @@ from typing import Any, Callable
 import nodesemver
 
 __all__ = [
+    "Choice",
     "FilterType",
     "InvalidFilter",
     "TagFilter",
     "TagInfo",
+    "choose",
+    "needs_build_time_of",
     "needs_timestamps",
     "newest",
     "parse_filter",
@@ -294,14 +305,34 @@ def needs_timestamps(tag_filter: TagFilter) -> bool:
     return tag_filter.type in _TIMESTAMP_ORDERED
 
 
+def needs_build_time_of(tag_filter: TagFilter, current: str | None) -> bool:
+    """True when :func:`choose` must know the build time of ``current`` to rank it.
+
+    Under build-time order the current tag is compared by its image build
+    time even when the filter does not allow it (a forced release), so a
+    scan dates it alongside the allowed tags. No tag and an unallowed
+    ``latest`` are no bound and need nothing.
+    """
+    return needs_timestamps(tag_filter) and bool(current) and not _unbounded(tag_filter, current)
+
+
+def _unbounded(tag_filter: TagFilter, current: str | None) -> bool:
+    """No current tag, or ``latest`` where it is no version to stay above."""
+    return not current or (current == LATEST and not tag_filter.allows_latest)
+
+
 def _rank_function(tag_filter: TagFilter, tags: list[TagInfo]) -> Callable[[str], Any]:
-    """A function giving a tag's rank under the filter's order, None if unrankable."""
+    """A function giving a tag's rank under the filter's order, None if unrankable.
+
+    Ranks are defined for tags the filter does not allow too: a forced
+    current tag is compared under the same order.
+    """
     if tag_filter.type is FilterType.SEMVER:
         return _semver_rank
     if tag_filter.type is FilterType.NUMERICAL:
         return lambda tag: Decimal(tag) if _NUMBER.fullmatch(tag) else None
     if tag_filter.type is FilterType.ALPHABETICAL:
-        return lambda tag: tag if tag_filter._match(tag) else None
+        return lambda tag: tag
     created = {t.tag: t.created for t in tags if t.created is not None}
     return created.get
 
@@ -331,30 +362,66 @@ def _semver_rank(tag: str) -> _SemverKey | None:
     return _SemverKey(version) if version is not None else None
 
 
-def newest(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = None) -> str | None:
+@dataclass(frozen=True)
+class Choice:
+    """What :func:`choose` decided for one container.
+
+    ``tag`` is the newest allowed tag not ranked below the current one (the
+    current tag itself when the best ranks equal to it), or None: keep the
+    current tag. ``held`` is set when allowed tags exist but the current tag
+    cannot be compared with them; it says why, for the user, and ``tag`` is
+    then None.
+    """
+
+    tag: str | None
+    held: str | None = None
+
+
+def choose(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = None) -> Choice:
     """The newest tag the filter allows, never ranked below ``current``.
 
-    Returns ``current`` itself when the best allowed tag ranks equal to it, and
-    None when no allowed tag ranks at or above it (or none is allowed).
-    For build-time order, allowed tags without a known ``created`` time rank
-    below every dated tag; ties go to the greater tag string.
+    ``tags`` are the tags the registry lists (with build times where the
+    order needs them). For build-time order, allowed tags without a known
+    ``created`` time rank below every dated tag; ties go to the greater tag
+    string.
     """
     rank = _rank_function(tag_filter, tags)
     undated_last = needs_timestamps(tag_filter)
     ranked = [(key, t.tag) for t in tags if tag_filter.matches(t.tag)
               and (key := _candidate_key(rank(t.tag), undated_last)) is not None]
     if not ranked:
-        return None
+        return Choice(None)
     best_key, best = max(ranked)
-    if current is None or (current == LATEST and not tag_filter.allows_latest):
-        return best                      # `latest` is no version to stay above
+    if current is None or _unbounded(tag_filter, current):
+        return Choice(best)
+    if best == current:
+        return Choice(current)
+    if current not in {t.tag for t in tags}:
+        return Choice(None, f"the current tag {current!r} is no longer in the registry, so it cannot be "
+                            f"compared with the tags {tag_filter} allows; the release keeps it until "
+                            f"{current!r} is pushed again or a tag is set by hand")
     current_rank = rank(current)
     if current_rank is None:
-        return best                      # not comparable under this order: no bound
+        return Choice(None, f"the current tag {current!r} {_why_unranked(tag_filter)}, so {tag_filter} "
+                            "cannot tell whether a tag it allows is newer; the release keeps it until "
+                            "a tag is set by hand")
     current_key = (True, current_rank)
     if best_key < current_key:
-        return None
-    return current if best_key == current_key else best
+        return Choice(None)
+    return Choice(current if best_key == current_key else best)
+
+
+def newest(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = None) -> str | None:
+    """:func:`choose`'s tag: the newest allowed one not below ``current``, else None."""
+    return choose(tag_filter, tags, current).tag
+
+
+def _why_unranked(tag_filter: TagFilter) -> str:
+    if tag_filter.type is FilterType.SEMVER:
+        return "is not a version"
+    if tag_filter.type is FilterType.NUMERICAL:
+        return "is not a number"
+    return "has no build time the registry could give (its image config could not be read or has no 'created')"
 
 
 def _candidate_key(rank: Any, undated_last: bool) -> tuple[bool, Any] | None:

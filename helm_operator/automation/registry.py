@@ -7,9 +7,9 @@ Place in the flow::
 
 A Docker Registry HTTP API v2 / OCI distribution client on aiohttp. It lists
 tags (following ``Link: <...>; rel="next"`` pages), and for filters ordered by
-build time reads each matching tag's manifest (Docker schema 2, OCI manifest,
-manifest list / OCI index: linux/amd64 or else the first entry) and config
-blob for ``created``. Build times are cached per ``repo@digest`` in a
+build time reads the manifest of each matching tag, and of each current tag
+the caller names (Docker schema 2, OCI manifest, manifest list / OCI index:
+linux/amd64 or else the first entry) and config blob for ``created``. Build times are cached per ``repo@digest`` in a
 :class:`MetadataCache`, so each image's manifest and config are fetched once
 in its life; a tag's digest is rechecked with a HEAD only when its cached
 mapping is older than ``tag_ttl``. A scan with a semver, alphabetical or
@@ -383,14 +383,26 @@ class RegistryClient(SessionOwner):
         self.cache.remember_digest(repo, tag, digest)
         return created
 
-    async def scan(self, image_repo: str, tag_filter: TagFilter) -> list[TagInfo]:
-        """All tags; build times only for tags the filter allows, and only if it orders by them."""
+    async def scan(self, image_repo: str, *filters: TagFilter, current: Iterable[str] = ()) -> list[TagInfo]:
+        """All tags, listed once; build times only where one of ``filters`` orders by them.
+
+        Then every tag such a filter allows is dated, and so is every tag of
+        ``current`` the registry lists: the tags running now, which a forced
+        release may have put outside the filter but which the choice must
+        still compare against (``policy.needs_build_time_of``). Each build
+        time is cached, so a current tag costs one HEAD per ``tag_ttl``
+        after its first reading. A scan with only semver, alphabetical or
+        numerical filters makes only the tag-list requests.
+        """
         tags = await self.list_tags(image_repo)
-        if not needs_timestamps(tag_filter):
+        timed = [f for f in filters if needs_timestamps(f)]
+        if not timed:
             return [TagInfo(t) for t in tags]
-        matching = [t for t in tags if tag_filter.matches(t)]
-        created = await asyncio.gather(*(self._created_or_none(image_repo, t) for t in matching))
-        by_tag = dict(zip(matching, created))
+        listed = set(tags)
+        wanted = [t for t in tags if any(f.matches(t) for f in timed)]
+        wanted += sorted({t for t in current if t in listed} - set(wanted))
+        created = await asyncio.gather(*(self._created_or_none(image_repo, t) for t in wanted))
+        by_tag = dict(zip(wanted, created))
         return [TagInfo(t, by_tag.get(t)) for t in tags]
 
     # ── manifests and blobs ──

@@ -249,6 +249,20 @@ def test_automate_policy_release_all_and_deautomate(repo: Repo) -> None:
     assert "annotations:" not in repo.file().split("spec:")[0]
 
 
+def test_release_all_never_moves_a_release_forced_past_its_filter_back(repo: Repo) -> None:
+    host = repo.registry.host
+    assert repo.cli("policy", "--workload", W, "--tag", "db=4.*").returncode == 0
+    for image in (f"{host}/team/db:5.1", f"{host}/team/app:1.1.0"):   # past glob:4.* and semver:~1.0
+        forced = repo.cli("release", "--workload", W, "--update-image", image, "--force")
+        assert forced.returncode == 0, forced.stderr
+    step = repo.head()
+    # 4.9 is allowed but built before 5.1; 1.0.1 is allowed but a lower version than 1.1.0
+    latest = repo.cli("release", "--workload", W, "--update-all-images")
+    assert latest.returncode == 0, latest.stderr
+    assert "every image is already at the requested tag; no commit" in latest.stdout
+    assert latest.stderr == "" and repo.head() == step
+
+
 def test_list_workloads_and_images_read_the_cluster(cluster: LocalCluster, repo: Repo) -> None:
     ns = new_namespace(cluster, "cli")
     cluster.kubectl("apply", "-f", "-", input=release_yaml(repo.registry.host, ns))

@@ -1,6 +1,7 @@
 """Image automation end to end: a new tag in a real registry becomes a Git
 commit with a one-line diff, the syncer applies it, the operator upgrades,
-and the Deployment runs the new image. Plus locks and invalid filters."""
+and the Deployment runs the new image. Plus locks, invalid filters, and a
+release forced past its filter by hand that automation never moves back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
+import re
 from pathlib import Path
 
 import pytest
@@ -157,12 +159,78 @@ def test_locked_release_and_invalid_filter_are_left_alone(
         eventually(lambda: any(e["reason"] == "ImageAutomationFailed" and "invalid tag filter" in e["message"]
                                for e in events(cluster, ns, "badfilter")),
                    timeout=30, what="an event about the invalid filter")
-        eventually(lambda: op.log_text().count("image automation on") == 1 and
-                   op.log_text().count("periodic resync") >= 0, timeout=5)
-        import time
-        time.sleep(6)  # several automation passes
+        scans = op.log_text().count("image automation scan:")
+        eventually(lambda: op.log_text().count("image automation scan:") >= scans + 6, timeout=30,
+                   what="six more automation cycles (a registry scan each, polled every second)")
         _git(work, "fetch", "-q", "origin")
         assert _git(work, "rev-list", "--count", "origin/main").strip() == "1"  # only the seed commit
         assert "invalid tag filter" in op.log_text()
+    finally:
+        op.stop()
+
+
+PASS_LINE = "image automation pass:"
+SCAN_LINE = re.compile(r"image automation scan: \d+ image repositories, (\d+) registry requests")
+PASS_REQUESTS = re.compile(r"image automation pass: .* (\d+) registry requests for current tags")
+
+
+def test_a_release_forced_past_a_glob_filter_is_not_moved_back(
+        cluster: LocalCluster, chart_repo: ChartRepo, registry: Registry, tmp_path: Path) -> None:
+    """The issue as a user met it: glob:1.0.* at 1.0.5, `release --force` to 1.1.0 by hand."""
+    ns = new_namespace(cluster)
+    pusher = Pusher(registry.host)
+    for tag, day in (("1.0.0", 1), ("1.0.5", 2), ("1.1.0", 3)):
+        pusher.push_image("team/app", tag, datetime(2026, 1, day, tzinfo=timezone.utc))
+    image_repo = f"{registry.host}/team/app"
+    seed = _release_yaml(ns, chart_repo.url, image_repo, "1.0.5", filter_="glob:1.0.*")
+    work, remote = _seed_remote(tmp_path, {"releases/app.yaml": seed})
+    cluster.kubectl("apply", "-f", "-", input=seed)
+    op = start_operator(cluster, tmp_path / "op", "--allow-namespace", ns,
+                        "--git-url", f"file://{remote}", "--git-branch", "main", "--git-path", "releases",
+                        "--git-user", "Automation Bot", "--git-email", "bot@example.com",
+                        "--registry-poll-interval", "1s", "--automation-interval", "1s",
+                        "--registry-insecure-host", registry.host)
+
+    def passes(since: int = 0) -> int:
+        return op.log_text()[since:].count(PASS_LINE)
+
+    def head() -> str:
+        _git(work, "fetch", "-q", "origin")
+        return _git(work, "rev-parse", "origin/main").strip()
+
+    try:
+        eventually(lambda: passes() >= 2, timeout=60, what="two automation passes")
+        steady = [int(n) for n in SCAN_LINE.findall(op.log_text())][1:]   # the first scan reads every image
+        assert steady and head() == _git(work, "rev-parse", "HEAD").strip()   # 1.0.5 is the newest allowed
+        baseline = max(steady)
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "helm_operator.cli", "release", "--workload", f"{ns}:helmrelease/app",
+             "--update-image", f"{image_repo}:1.1.0", "--force", "--git-url", f"file://{remote}",
+             "--git-branch", "main", "--git-path", "releases", "--git-user", "Dev Person",
+             "--git-email", "dev@example.com", "--registry-insecure-host", registry.host],
+            capture_output=True, text=True, env=cluster.env(), timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        forced = head()
+        assert _git(work, "log", "-1", "--format=%s", forced).strip() == \
+            f"Release {image_repo}:1.1.0 to {ns}:helmrelease/app"
+        mark = len(op.log_text())
+        eventually(lambda: passes(mark) >= 2, timeout=60, what="two passes with Git ahead of the cluster")
+        _git(work, "merge", "-q", "--ff-only", "origin/main")
+        cluster.kubectl("apply", "-f", str(work / "releases" / "app.yaml"))   # as the syncer would
+        synced = len(op.log_text())
+        eventually(lambda: passes(synced) >= 4, timeout=60, what="four passes after the sync")
+        assert head() == forced, "automation moved the forced 1.1.0 back"
+        after = op.log_text()[mark:]
+        # reading 1.1.0 costs HEAD, manifest and config once; steady scans at most one request more
+        assert sum(int(n) for n in PASS_REQUESTS.findall(after)) <= 3
+        steady_after = [int(n) for n in SCAN_LINE.findall(op.log_text()[synced:])][1:]
+        assert steady_after and max(steady_after) <= baseline + 1, (baseline, steady_after)
+        assert not [e for e in events(cluster, ns, "app") if e["reason"] == "ImageAutomationHeld"]
+
+        pusher.push_image("team/app", "1.0.6", datetime(2026, 1, 4, tzinfo=timezone.utc))   # after 1.1.0
+        eventually(lambda: head() != forced, timeout=60, interval=0.5, what="the automation commit of 1.0.6")
+        assert _git(work, "log", "--format=%s|%an", f"{forced}..origin/main").splitlines() == \
+            [f"Auto-release {image_repo}:1.0.6|Automation Bot"]
     finally:
         op.stop()

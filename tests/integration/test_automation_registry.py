@@ -267,6 +267,32 @@ async def test_the_cache_outlives_a_client(basic_registry: Registry) -> None:
     assert newest(parse_filter("*"), tags, None) == "main-1"
 
 
+async def test_a_scan_dates_the_current_tags_it_is_given_once_and_lists_tags_once(basic_registry: Registry) -> None:
+    cache = MetadataCache()
+    image = f"{basic_registry.host}/team/app"
+    glob, semver = parse_filter("glob:1.*"), parse_filter("semver:~1.1")
+    async with client_for(basic_registry, cache=cache) as client:
+        await client.list_tags(image)                 # meet the auth challenge first
+        client.requests.clear()
+        # 2.0.0 runs, forced past the glob; 9.9.9 is not in the registry and costs nothing
+        tags = await client.scan(image, glob, semver, current=["2.0.0", "9.9.9"])
+        assert dict(client.requests) == {"tags": 1, "manifest_head": 4, "manifest_get": 4, "blob": 4}
+        assert {t.tag: t.created for t in tags if t.created} == {
+            "1.0.0": day(1), "1.1.0": day(2), "1.2.0-rc.1": day(4), "2.0.0": day(5)}
+        assert newest(glob, tags, "2.0.0") is None      # every 1.* image is older than 2.0.0
+        client.requests.clear()
+        assert await client.scan(image, glob, current=["2.0.0"]) == tags
+        assert dict(client.requests) == {"tags": 1}     # cached like the others
+
+
+async def test_current_tags_cost_nothing_when_no_filter_orders_by_build_time(anonymous_registry: Registry) -> None:
+    async with RegistryClient(plain_http_hosts={anonymous_registry.host}) as client:
+        tags = await client.scan(f"{anonymous_registry.host}/team/app", parse_filter("semver:~1.1"),
+                                 current=["2.0.0"])
+        assert dict(client.requests) == {"tags": 1}
+        assert all(t.created is None for t in tags)
+
+
 async def test_an_index_is_read_for_linux_amd64(anonymous_registry: Registry) -> None:
     async with RegistryClient(plain_http_hosts={anonymous_registry.host}) as client:
         assert await client.image_created(f"{anonymous_registry.host}/team/multi", "1.0") == day(31)
