@@ -51,6 +51,7 @@ class RevisionMeta:
     attempt_digest: str | None = None
     owner: str | None = None              # from OWNER_LABEL
     secret: str = ""
+    modified_at: int | None = None        # helm's modifiedAt label (epoch seconds)
 
     @property
     def ours(self) -> bool:
@@ -106,9 +107,11 @@ def revision_meta(metadata: dict[str, Any]) -> tuple[str, RevisionMeta] | None:
         rev_text, _, digest = attempt.partition(".")
         if rev_text.isdigit() and digest:
             attempt_rev, attempt_digest = int(rev_text), digest
+    modified = labels.get("modifiedAt", "")
     return labels["name"], RevisionMeta(
         revision=revision, status=labels.get("status", "unknown"), attempt_revision=attempt_rev,
         attempt_digest=attempt_digest, owner=labels.get(OWNER_LABEL), secret=metadata.get("name", ""),
+        modified_at=int(modified) if modified.isdigit() else None,
     )
 
 

@@ -97,6 +97,7 @@ class Operator:
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
         self.hr_events = HelmReleaseEvents(self.store, self.queue.add)
         self.watchers: list[ResourceWatcher] = []
+        self.metrics.watch_watchers(lambda: self.watchers)
         self._stopping = asyncio.Event()
         self.automator: Automator | None = None
 
@@ -156,7 +157,7 @@ class Operator:
             log.info("%s: next attempt in %.0fs", key, delay)
             return
         if result.requeue_after is not None:
-            self.queue.add_after(key, result.requeue_after, backoff=True)
+            self.queue.add_after(key, result.requeue_after, backoff=result.backoff)
             log.info("%s: next attempt in %.0fs", key, result.requeue_after)
         else:
             self.queue.forget(key)

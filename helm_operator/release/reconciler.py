@@ -64,7 +64,8 @@ MAX_STEPS = 6  # actions per reconcile (e.g. recover, upgrade, test, rollback)
 class Result:
     """What the queue should do next with the key."""
 
-    requeue_after: float | None = None  # come back after this many seconds (failure backoff)
+    requeue_after: float | None = None  # come back after this many seconds
+    backoff: bool = True                # ...as a failure backoff, which periodic nudges respect
 
     @property
     def retry(self) -> bool:
@@ -270,7 +271,7 @@ class Reconciler:
                 await self._record(hr, obj, Outcome(Phase.FAILED, d.reason))
             return DONE
         if d.requeue_after is not None:
-            return Result(d.requeue_after)  # the last failure stays on the object meanwhile
+            return Result(d.requeue_after, backoff=d.retry)  # the last failure stays on the object meanwhile
         if d.state is State.IN_SYNC:
             ready = get_condition(st.get("conditions"), ConditionType.READY) or {}
             if not current or st.get("phase") != Phase.SUCCEEDED.value or ready.get("status") != "True":
@@ -473,6 +474,7 @@ class Reconciler:
             log.warning("%s: drift check failed: %s", hr.key, e)
             return DONE
         if not drifted:
+            log.debug("%s: drift check: live objects match revision %d", hr.key, revisions[0].revision)
             return DONE
         log.warning("%s: objects changed outside Git, restoring: %s", hr.key, "; ".join(drifted))
         await self.kube.emit_event(obj, "Normal", REASON_SYNCED,

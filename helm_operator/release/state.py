@@ -19,6 +19,9 @@ Retries: an action that would try again a configuration that already failed
 waits until its backoff has passed (5 s doubling to 5 min, counted from the
 last failure); any change of the desired configuration acts at once.
 Remediation (rollback, uninstall of a failed install, recovery) never waits.
+A revision the API server rejected (schema, types, immutable fields) is
+neither rolled back nor retried: it changed nothing, and trying the same
+configuration again cannot succeed; the status says so until a change.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class Decision:
     action: Action
     reason: str                        # one line for the log and the status: why this action
     target: int | None = None          # revision to roll back to (ROLLBACK, RECOVER by rollback)
-    retry: bool = False                # re-attempts a configuration that already failed
+    retry: bool = False                # re-attempts a configuration that already failed (or waits to)
     remediation: bool = False          # undoes a failed attempt
     requeue_after: float | None = None # NONE while a retry waits for its backoff
     settled: bool = False              # NONE because there is nothing to do (not waiting)
@@ -145,7 +148,7 @@ def _gate(d: Decision, f: Facts) -> Decision:
     return Decision(d.state, Action.NONE,
                     f"{d.reason}; waiting {wait:.0f}s before attempt {f.failures + 1} "
                     f"(backoff after {f.failures} failure(s))",
-                    requeue_after=wait)
+                    retry=True, requeue_after=wait)
 
 
 def may_retry_after_rollback(hr: HelmRelease, rollback_count: int) -> bool:
@@ -178,8 +181,20 @@ def determine(hr: HelmRelease, f: Facts) -> Decision:
                           retry=_is_retry(f)), f)
 
 
+PENDING_GRACE = 30.0  # beyond the release's timeout, before a foreign pending call counts as dead
+
+
 def _pending(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
     previous = last_deployed(f.revisions[1:])
+    if not newest.ours and newest.modified_at is not None:
+        # Not our revision: maybe a helm call someone runs right now. Give it
+        # the release's timeout before treating it as interrupted.
+        due = newest.modified_at + hr.timeout + PENDING_GRACE
+        if f.now < due:
+            return Decision(State.PENDING, Action.NONE,
+                            f"revision {newest.revision} is {newest.status}, made outside this operator and "
+                            f"probably still running; recovering it in {due - f.now:.0f}s if it stays so",
+                            requeue_after=due - f.now)
     why = f"release is stuck in {newest.status} (an interrupted helm call)"
     if previous is None or newest.status in ("pending-install", "uninstalling"):
         return Decision(State.PENDING, Action.RECOVER, f"{why}: uninstall it", remediation=True)
@@ -202,9 +217,12 @@ def _failed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
                               f"revision {newest.revision} failed and is not this configuration: upgrade",
                               retry=_is_retry(f)), f)
     if f.newest_failure is FailureKind.REJECTED:
-        return _gate(Decision(State.FAILED, Action.UPGRADE,
-                              f"the API server rejected revision {newest.revision}; revision "
-                              f"{previous.revision} stays deployed (nothing to roll back)", retry=True), f)
+        # Deterministic, and nothing changed in the cluster: no rollback, and
+        # no retry that would only add failed revisions; a change acts at once.
+        return Decision(State.FAILED, Action.NONE,
+                        f"the API server rejected revision {newest.revision}; revision {previous.revision} "
+                        "stays deployed (nothing to roll back): fix the HelmRelease's values or chart",
+                        settled=True)
     if hr.rollback.enable:
         return Decision(State.FAILED, Action.ROLLBACK,
                         f"upgrade to revision {newest.revision} failed: roll back to revision {previous.revision}",

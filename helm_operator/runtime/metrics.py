@@ -27,7 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 PREFIX = "flux_helm_operator"
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -159,6 +164,10 @@ class Metrics:
         """The registry in the Prometheus text exposition format (version 0.0.4)."""
         return generate_latest(self.registry)
 
+    def watch_watchers(self, watchers: Callable[[], Sequence["WatchStats"]]) -> None:
+        """Export the watches' counters (read at scrape time, so nothing is copied)."""
+        self.registry.register(_WatchCollector(watchers))
+
     def _observe_since(
         self,
         action: str,
@@ -169,3 +178,38 @@ class Metrics:
     ) -> None:
         elapsed = time.perf_counter() - started
         self.observe_action(action, timing.success, target_namespace, release_name, elapsed)
+
+
+class WatchStats(Protocol):
+    """What a watch tells about itself (`kube.watch.ResourceWatcher`)."""
+
+    name: str
+    bookmarks: int
+    restarts: int
+    relists: int
+    last_contact: float | None
+
+
+class _WatchCollector(Collector):
+    """`helm_operator_watch_*`: bookmarks, restarts, relists and the age of the last answer."""
+
+    def __init__(self, watchers: Callable[[], Sequence[WatchStats]]) -> None:
+        self._watchers = watchers
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        bookmarks = CounterMetricFamily("helm_operator_watch_bookmarks", "BOOKMARK events received.",
+                                        labels=["watch"])
+        restarts = CounterMetricFamily("helm_operator_watch_restarts", "Watch requests renewed after the "
+                                       "server ended them.", labels=["watch"])
+        relists = CounterMetricFamily("helm_operator_watch_relists", "Full lists (start, or after 410 Gone).",
+                                      labels=["watch"])
+        age = GaugeMetricFamily("helm_operator_watch_last_contact_age_seconds",
+                                "Seconds since the API server last answered this watch.", labels=["watch"])
+        now = time.monotonic()
+        for w in self._watchers():
+            bookmarks.add_metric([w.name], w.bookmarks)
+            restarts.add_metric([w.name], w.restarts)
+            relists.add_metric([w.name], w.relists)
+            if w.last_contact is not None:
+                age.add_metric([w.name], now - w.last_contact)
+        yield from (bookmarks, restarts, relists, age)

@@ -28,6 +28,22 @@ def eventually(probe: Callable[[], T], *, timeout: float = 60.0, interval: float
                          f"last error {last_error!r}")
 
 
+def holds(probe: Callable[[], T], *, window: float, interval: float = 0.5, what: str = "condition") -> T:
+    """Check that `probe` stays truthy for the whole `window` (seconds); fail at the first lapse.
+
+    The negative check of a test ("no new revision for the next 20 s"): the
+    window is named by the caller, and a lapse fails at once with its value.
+    """
+    deadline = time.monotonic() + window
+    while True:
+        value = probe()
+        if not value:
+            raise AssertionError(f"{what} stopped holding; value {value!r}")
+        if time.monotonic() >= deadline:
+            return value
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
 # What a refusal by the API server looks like in our processes' logs, and
 # nothing else: urllib3's debug line for a response with status 403, the
 # kubernetes client's ApiException text, and the API server's own Forbidden

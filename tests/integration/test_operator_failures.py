@@ -4,12 +4,11 @@ bad input that must end in a clear status while the others keep going."""
 from __future__ import annotations
 
 import json
-import time
 
 from tests.cluster.kwokstages import FAIL, POD_STATE_LABEL, UNREADY
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import ChartRepo, OperatorProcess
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, holds
 from tests.integration.hr import (helm_history, apply, condition, events, get, hello_chart, helmrelease, new_namespace,
                                   wait_phase)
 
@@ -35,8 +34,8 @@ def test_failed_upgrade_with_rollback_enabled_rolls_back(
     assert any(e["reason"] == "FailedReleaseSync" for e in events(cluster, ns, "web"))
     # rollback.retry is false: the same configuration is not tried again
     revisions = len(helm_history(cluster, ns, f"{ns}-web"))
-    time.sleep(20)  # longer than the 15s resync
-    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
+    holds(lambda: len(helm_history(cluster, ns, f"{ns}-web")) == revisions, window=20,
+          what="no new revision through a 15s resync")
 
 
 def test_render_error_creates_no_revision_and_triggers_no_rollback(
@@ -99,8 +98,8 @@ def test_failed_test_on_upgrade_rolls_back_when_enabled(
     assert helm_history(cluster, ns, f"{ns}-web")[-1]["status"] == "deployed"
     # rollback.retry is false: the failed configuration is not upgraded to again
     revisions = len(helm_history(cluster, ns, f"{ns}-web"))
-    time.sleep(12)  # past the first backoff retries (5 s, 10 s)
-    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
+    holds(lambda: len(helm_history(cluster, ns, f"{ns}-web")) == revisions, window=12,
+          what="no new revision past the first backoff retries (5 s, 10 s)")
     assert (get(cluster, ns, "helmrelease", "web") or {})["status"]["rollbackCount"] == 1
 
 
@@ -116,8 +115,8 @@ def test_rollback_retry_stops_after_max_retries(
     eventually(lambda: (get(cluster, ns, "helmrelease", "web") or {}).get("status", {}).get("rollbackCount") == 2,
                timeout=150, interval=1, what="a second rollback after one retry")
     revisions = len(helm_history(cluster, ns, f"{ns}-web"))
-    time.sleep(25)
-    assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions  # no third attempt
+    holds(lambda: len(helm_history(cluster, ns, f"{ns}-web")) == revisions, window=25,
+          what="no third attempt after maxRetries")
 
 
 BAD_SPECS = {

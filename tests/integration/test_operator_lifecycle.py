@@ -140,8 +140,8 @@ def test_objects_changed_by_hand_are_restored_and_clean_releases_are_left_alone(
         apply(cluster, ns, helmrelease("web", {"chart": hello_chart(chart_repo.url),
                                                "values": {"message": "from-git", "replicaCount": 2}}))
         wait_phase(cluster, ns, "web", "Succeeded")
-        import time
-        time.sleep(8)  # several drift checks of an untouched release
+        clean = f"{ns}/web: drift check: live objects match"
+        eventually(lambda: op.log_text().count(clean) >= 3, timeout=30, what="three drift checks")
         assert len(helm_history(cluster, ns, f"{ns}-web")) == 1, "a clean release must not be re-applied"
 
         name = f"{ns}-web-hello"
@@ -157,7 +157,9 @@ def test_objects_changed_by_hand_are_restored_and_clean_releases_are_left_alone(
         assert "objects changed outside Git" in op.log_text()
         assert "edited-by-hand" not in op.log_text()  # paths are reported, never values
         revisions = len(helm_history(cluster, ns, f"{ns}-web"))
-        time.sleep(6)
+        checks = op.log_text().count(clean)
+        eventually(lambda: op.log_text().count(clean) >= checks + 2, timeout=30,
+                   what="two more drift checks after the repair")
         assert len(helm_history(cluster, ns, f"{ns}-web")) == revisions
     finally:
         op.stop()

@@ -4,11 +4,10 @@ values sources, delete, ownership, and the zero-helm-call resync."""
 from __future__ import annotations
 
 import json
-import time
 
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import ChartRepo, OperatorProcess
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, holds
 from tests.integration.hr import (apply, condition, events, get, hello_chart, helmrelease, new_namespace,
                                   status, wait_phase)
 
@@ -143,9 +142,10 @@ def test_resync_of_unchanged_helmreleases_makes_no_helm_call(
         wait_phase(cluster, ns, name, "Succeeded", timeout=240)
     marker = operator.log_text().count("periodic resync of")
     before = len(operator.calls(ns))
+    assert before == len(names), operator.calls(ns)  # one helm process per install, nothing else
     eventually(lambda: operator.log_text().count("periodic resync of") >= marker + 2, timeout=60,
                what="two full resyncs")
-    time.sleep(2)  # let the resync's reconciles finish
+    holds(lambda: len(operator.calls(ns)) == before, window=2, what="no helm call after the resyncs")
     after = len(operator.calls(ns))
     print(f"helm invocations during two full resyncs of {len(names)} unchanged HelmReleases: {after - before}")
     assert after - before == 0
