@@ -18,7 +18,8 @@ What every call gets:
   URL are taken out of it (`Remote`);
 - ssh through ``GIT_SSH_COMMAND`` (`ssh_command` builds a strict one);
 - one error tree, classified from git's stderr (redacted), each message
-  saying what failed, for which URL, and what to do::
+  saying what failed, for which URL, and what to do; `Unreachable` is
+  retried (tenacity) for the commands that talk to the remote::
 
       GitError           git failed (also: git not installed, bad credentials)
       ├── Timeout        killed after the call's timeout
@@ -27,9 +28,6 @@ What every call gets:
       ├── HostKeyUnknown ssh host key unknown or changed
       ├── NotFound       repository, branch or ref not found
       └── PushRejected   the remote branch moved: a push race
-
-- retries with tenacity of `Unreachable` for the commands that talk to the
-  remote (clone, fetch, ls-remote, push).
 
 Async callers use `arun`: the blocking call runs in a thread pool of its own,
 so git hanging on a slow remote never starves the threads the Kubernetes
@@ -222,7 +220,8 @@ def classify(stderr: str, *, op: str, remote: Remote | None, command: str = "") 
     kw: dict[str, Any] = {"op": op, "url": url, "detail": detail}
     if _HOST_KEY.search(text):
         host, port = _ssh_host(remote.url if remote else "")
-        known = str(_known_hosts(remote))
+        known = str((remote.known_hosts if remote else None) or _ssh_option(remote, r"UserKnownHostsFile=(\S+)")
+                    or "~/.ssh/known_hosts")
         where = f"{host} port {port}" if port else host
         scan = f"ssh-keyscan -p {port} {host}" if port else f"ssh-keyscan {host}"
         return HostKeyUnknown(f"refused to connect: the SSH host key of {where} is not in {known} or does not "
@@ -257,14 +256,9 @@ def _ssh_host(url: str) -> tuple[str, str | None]:
 
 
 def _ssh_option(remote: Remote | None, pattern: str) -> str | None:
+    """An option of the remote's ssh command (the key, the known_hosts file), to name it in advice."""
     m = re.search(pattern, remote.ssh_command or "") if remote else None
     return m[1].strip("'\"") if m else None
-
-
-def _known_hosts(remote: Remote | None) -> Path | str:
-    if remote is not None and remote.known_hosts is not None:
-        return remote.known_hosts
-    return _ssh_option(remote, r"UserKnownHostsFile=(\S+)") or "~/.ssh/known_hosts"
 
 
 # ---- running --------------------------------------------------------------------------------
@@ -295,13 +289,8 @@ class GitRunner:
     def __init__(self, remote: Remote | None = None, *, timeout: float = DEFAULT_TIMEOUT, git: str = "git",
                  isolated: bool = True, protocols: str | None = None, env: Mapping[str, str] | None = None,
                  attempts: int = NETWORK_ATTEMPTS) -> None:
-        self.remote = remote
-        self.timeout = timeout
-        self.git = git
-        self.isolated = isolated
-        self.protocols = protocols
-        self.env = dict(env or {})
-        self.attempts = attempts
+        self.remote, self.timeout, self.git, self.attempts = remote, timeout, git, attempts
+        self.isolated, self.protocols, self.env = isolated, protocols, dict(env or {})
 
     @property
     def shown(self) -> str:
