@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import difflib
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -69,6 +68,7 @@ from helm_operator.automation.policy import (
     InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of, newest, parse_filter,
 )
 from helm_operator.automation.registry import CredentialStore, RegistryClient, RegistryError, parse_image_repo
+from helm_operator.gitrunner import GitError, GitRunner
 
 T = TypeVar("T")
 
@@ -253,11 +253,12 @@ def filter_change(filters: Mapping[str, str]) -> AnnotationChange:
 
 
 def _git_config(key: str) -> str | None:
+    """The user's own git setting `key` (as `git config --get` in the current directory sees it)."""
     try:
-        out = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        found = GitRunner(timeout=10, isolated=False).run("config", "--get", key, check=False)
+    except GitError:
         return None
-    return out.stdout.strip() or None
+    return (found.text or None) if found.status == 0 else None
 
 
 def git_target(args: argparse.Namespace) -> GitTarget:

@@ -22,10 +22,14 @@ The mirror is fetched at most once per `poll_interval` per URL; `refresh()`
 makes the next use fetch. A ref that is not in the mirror makes one fetch
 at once, so a new branch or a just-pushed commit is found without waiting.
 
-Credentials never touch the disk, a URL, a command line or a message: for
-https they travel as an ``http.<origin>/.extraHeader`` set through the
-GIT_CONFIG_COUNT/KEY/VALUE environment of each git process; credentials
-written into the URL are taken out first.
+Every git command goes through `helm_operator.gitrunner` (a thread, a
+timeout, retries of transient network failures, one error tree turned into
+`ChartFetchError` here). Credentials never touch the disk, a URL, a command
+line or a message: for https they reach git through the runner's credential
+helper, from the environment of each git process; credentials written into
+the URL are taken out first. The URL is a user's: git may only use the
+file, git, http, https and ssh transports for it, and ignores the machine's
+credential helpers and hooks.
 """
 
 from __future__ import annotations
@@ -40,30 +44,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 from helm_operator.chartsource.cachedir import KeyedLocks, extract_tar, publish
-from helm_operator.chartsource.model import (
-    ChartFetchError,
-    FetchedChart,
-    basic_auth_header,
-    redact_url,
-    scrub,
-    split_userinfo,
-    url_key,
-)
+from helm_operator.chartsource.model import ChartFetchError, FetchedChart, split_userinfo, url_key
+from helm_operator.gitrunner import SAFE_PROTOCOLS, Completed, Credentials, GitError, GitRunner, Remote
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
-# Environment variables of the parent that would redirect git elsewhere.
-_DROPPED_ENV = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES",
-    "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
-)
 
 
 @dataclass(frozen=True)
@@ -71,8 +61,7 @@ class _Remote:
     url: str                  # what git is given: no credentials in it
     shown: str                # for messages and logs
     key: str                  # cache directory name
-    env: dict[str, str]
-    secrets: tuple[str, ...]  # strings scrubbed from git's output
+    git: GitRunner
 
 
 class GitMirrors:
@@ -121,7 +110,7 @@ class GitMirrors:
         peeled to the commit they name. Cheap enough to poll for changes.
         """
         remote = self._remote(url, auth, ssh_command)
-        out = await self._run(remote, "ls-remote", ["ls-remote", "--", remote.url])
+        out = await self._run(remote, ["ls-remote", "--", remote.url])
         refs: dict[str, str] = {}
         for line in out.decode("utf-8", "replace").splitlines():
             sha, _, name = line.partition("\t")
@@ -152,33 +141,11 @@ class GitMirrors:
         url = url.strip()
         if not url:
             raise ChartFetchError("git URL is empty; set spec.chart.git")
-        bare, url_auth = split_userinfo(url)
-        auth = auth or url_auth
-        shown = redact_url(bare)
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and not k.startswith("GIT_CONFIG_")}
-        env.update({
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "",
-            "GIT_LITERAL_PATHSPECS": "1",
-            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
-            "LC_ALL": "C",
-            "LANGUAGE": "C",
-        })
-        config = [("credential.helper", ""), ("core.hooksPath", os.devnull)]
-        secrets: tuple[str, ...] = ()
-        scheme = urlsplit(bare).scheme.lower() if "://" in bare else ""
-        if auth is not None and scheme in ("http", "https"):
-            parts = urlsplit(bare)
-            header = basic_auth_header(*auth)
-            config.append((f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: {header}"))
-            secrets = (auth[1], header.split(" ", 1)[1])
-        env["GIT_CONFIG_COUNT"] = str(len(config))
-        for i, (key, value) in enumerate(config):
-            env[f"GIT_CONFIG_KEY_{i}"] = key
-            env[f"GIT_CONFIG_VALUE_{i}"] = value
-        if ssh_command:
-            env["GIT_SSH_COMMAND"] = ssh_command
-        return _Remote(url=bare, shown=shown, key=url_key(bare), env=env, secrets=secrets)
+        remote = Remote(url, credentials=Credentials(*auth) if auth else None, ssh_command=ssh_command or None,
+                        auth_advice="check the username and password in spec.chart.secretRef",
+                        not_found_advice="check the repository URL in spec.chart.git")
+        runner = GitRunner(remote, timeout=self._timeout, git=self._git, protocols=SAFE_PROTOCOLS)
+        return _Remote(url=remote.url, shown=remote.shown, key=url_key(remote.url), git=runner)
 
     def _mirror(self, remote: _Remote) -> Path:
         return self._root / remote.key / "mirror.git"
@@ -192,16 +159,14 @@ class GitMirrors:
             if mirror.is_dir():
                 if not force and last is not None and started - last < self._poll_interval:
                     return False
-                await self._run(remote, "fetch",
-                                ["--git-dir", str(mirror), "fetch", "--prune", "--quiet", "--", remote.url,
-                                 "+refs/*:refs/*"])
+                await self._run(remote, ["fetch", "--prune", "--quiet", "--", remote.url, "+refs/*:refs/*"],
+                                git_dir=mirror)
                 log.debug("fetched git mirror of %s", remote.shown)
             else:
                 mirror.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(prefix=".mirror.tmp-", dir=mirror.parent))
                 try:
-                    await self._run(remote, "clone",
-                                    ["clone", "--mirror", "--quiet", "--", remote.url, str(tmp)])
+                    await self._run(remote, ["clone", "--mirror", "--quiet", "--", remote.url, str(tmp)])
                     os.rename(tmp, mirror)
                 finally:
                     await asyncio.to_thread(_remove, tmp)
@@ -234,9 +199,8 @@ class GitMirrors:
             if _HEX.match(ref) or ref == "HEAD":
                 candidates.append(ref)
         for candidate in candidates:
-            out = await self._run(remote, "rev-parse",
-                                  ["--git-dir", str(self._mirror(remote)), "rev-parse", "--verify", "--quiet",
-                                   "--end-of-options", f"{candidate}^{{commit}}"], allow_fail=True)
+            out = await self._run(remote, ["rev-parse", "--verify", "--quiet", "--end-of-options",
+                                           f"{candidate}^{{commit}}"], git_dir=self._mirror(remote), allow_fail=True)
             sha = out.decode().strip()
             if sha:
                 return sha
@@ -244,11 +208,10 @@ class GitMirrors:
 
     async def _revision(self, remote: _Remote, ref: str, path: str) -> str:
         commit, _ = await self._resolve(remote, ref)
-        mirror = str(self._mirror(remote))
+        mirror = self._mirror(remote)
         if path:
             probe = f"{commit}:{path}\n{commit}:{path}/Chart.yaml\n".encode()
-            out = await self._run(remote, "cat-file", ["--git-dir", mirror, "cat-file", "--batch-check"],
-                                  stdin=probe)
+            out = await self._run(remote, ["cat-file", "--batch-check"], git_dir=mirror, stdin=probe)
             lines = out.decode("utf-8", "replace").splitlines()
             kind = lines[0].split()[1] if lines and len(lines[0].split()) == 3 else "missing"
             if kind == "missing":
@@ -260,8 +223,7 @@ class GitMirrors:
             if len(lines) < 2 or lines[1].endswith("missing"):
                 raise ChartFetchError(f"path {path} in {remote.shown} at {ref} holds no Chart.yaml; "
                                       f"check spec.chart.path", url=remote.shown)
-            out = await self._run(remote, "log",
-                                  ["--git-dir", mirror, "log", "-1", "--format=%H", commit, "--", path])
+            out = await self._run(remote, ["log", "-1", "--format=%H", commit, "--", path], git_dir=mirror)
             revision = out.decode().strip()
             return revision or commit
         return commit
@@ -276,9 +238,8 @@ class GitMirrors:
             archive = self._root / remote.key / f".{revision}.tar.tmp-{os.getpid()}"
             try:
                 with open(archive, "wb") as sink:
-                    await self._run(remote, "archive",
-                                    ["--git-dir", str(self._mirror(remote)), "archive", "--format=tar", revision],
-                                    stdout=sink)
+                    await self._run(remote, ["archive", "--format=tar", revision],
+                                    git_dir=self._mirror(remote), stdout=sink)
                 await asyncio.to_thread(
                     publish, final,
                     lambda tmp: extract_tar(archive, tmp, what=f"commit {revision} of {remote.shown}"),
@@ -288,55 +249,15 @@ class GitMirrors:
             log.info("exported %s at %s", remote.shown, revision[:12])
         return final
 
-    async def _run(self, remote: _Remote, op: str, args: list[str], *, stdin: bytes | None = None,
-                   stdout: IO[bytes] | None = None, allow_fail: bool = False) -> bytes:
-        """Run git; return its stdout, or raise ChartFetchError saying what failed."""
+    async def _run(self, remote: _Remote, args: list[str], *, git_dir: Path | None = None,
+                   stdin: bytes | None = None, stdout: IO[bytes] | None = None, allow_fail: bool = False) -> bytes:
+        """Run git; return its stdout (empty when it failed and `allow_fail`), or raise ChartFetchError."""
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self._git, *args,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=stdout if stdout is not None else asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=remote.env,
-            )
-        except OSError as exc:
-            raise ChartFetchError(f"cannot run git ({exc}); is git installed?") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), self._timeout)
-        except BaseException as exc:
-            if proc.returncode is None:
-                proc.kill()
-                await asyncio.shield(proc.wait())
-            if isinstance(exc, TimeoutError):
-                raise ChartFetchError(f"git {op} of {remote.shown} timed out after {self._timeout:.0f}s",
-                                      url=remote.shown) from None
-            raise
-        if proc.returncode != 0:
-            if allow_fail:
-                return b""
-            raise ChartFetchError(_git_failure(remote, op, err), url=remote.shown)
-        return out or b""
-
-
-def _git_failure(remote: _Remote, op: str, stderr: bytes) -> str:
-    text = scrub(stderr.decode("utf-8", "replace"), remote.secrets)
-    text = re.sub(r"(://)[^/@\s]+@", r"\1", text)  # any userinfo git echoed back
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    telling = [line for line in lines if line.lower().startswith(("fatal:", "error:", "ssh:", "remote:"))]
-    detail = " / ".join((telling or lines[-1:])[:2]) or "no error output"
-    lowered = text.lower()
-    head = f"git {op} of {remote.shown} failed: {detail}"
-    if re.search(r"authentication failed|could not read (username|password)|terminal prompts disabled"
-                 r"|returned error: 40[13]", lowered):
-        return f"{head}; authentication failed: check the username and password in spec.chart.secretRef"
-    if "permission denied (publickey" in lowered or "host key verification failed" in lowered:
-        return f"{head}; ssh authentication failed: check the deploy key and known_hosts"
-    if re.search(r"could not resolve|connection refused|timed out|failed to connect|network is unreachable"
-                 r"|couldn't connect", lowered):
-        return f"{head}; the server is unreachable: check the URL, or try again later"
-    if re.search(r"not found|does not appear to be a git repository|does not exist", lowered):
-        return f"{head}; check the repository URL in spec.chart.git"
-    return head
+            done: Completed = await remote.git.arun(*args, git_dir=git_dir, stdin=stdin, stdout=stdout,
+                                                    check=not allow_fail)
+        except GitError as e:
+            raise ChartFetchError(str(e), url=remote.shown) from None
+        return done.stdout if done.status == 0 else b""
 
 
 def _normalise_path(path: str, shown: str) -> str:

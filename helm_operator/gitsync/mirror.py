@@ -1,33 +1,37 @@
-"""A local bare mirror of one branch of a Git remote, driven by the `git` CLI.
+"""A local bare mirror of one branch of a Git remote.
 
 Place in the flow: first step of a pass. `fetch` brings the branch up to date
 and returns its head commit; `list_files` and `read_files` hand the tree of a
 commit to `manifests`; `move_tag` moves and pushes the sync tag for `marker`.
-Every git call is an asyncio subprocess, so nothing blocks the event loop.
+Every git call goes through `helm_operator.gitrunner` (a thread, a timeout,
+one error tree), so nothing blocks the event loop.
 
 Credentials:
 - ssh: a private key (``-i``, ``IdentitiesOnly``) and strict host key
   checking against a known_hosts file; an unknown or changed host key is
   refused with `HostKeyRefused`, which says how to add the key.
-- https: basic auth handed to git through ``GIT_ASKPASS`` and environment
-  variables of the git process only: never in the URL, argv, files or logs.
+- https: basic auth handed to git through the runner's credential helper and
+  environment variables of the git process only: never in the URL, argv,
+  files or logs.
 
 What this module does NOT do: parse manifests, decide anything about the
-cluster, or retry (the syncer's next poll is the retry).
+cluster, or retry beyond the runner's retries of transient network failures
+(the syncer's next poll is the retry).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
-import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from helm_operator.gitrunner import Credentials, GitError, GitRunner, HostKeyUnknown, Remote, ssh_command
 from helm_operator.gitsync.plan import safe_url
+from helm_operator.redaction import redact_url
+
+__all__ = ["GitAuth", "GitError", "GitMirror", "HostKeyRefused", "HttpsCredentials"]
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +39,12 @@ GIT_TIMEOUT = 120.0
 TAGGER_NAME = "helm-operator"
 TAGGER_EMAIL = "helm-operator@localhost"
 
-_ASKPASS = """#!/bin/sh
-case "$1" in
-  [Uu]sername*) printf '%s\\n' "$HELM_OPERATOR_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$HELM_OPERATOR_GIT_PASSWORD" ;;
-esac
-"""
-
-
-class GitError(Exception):
-    """A git operation failed; the message names the operation and remote."""
-
-
-class HostKeyRefused(GitError):
-    """The ssh host is not in known_hosts (or its key changed)."""
+HostKeyRefused = HostKeyUnknown   # the name this module's users know
 
 
 @dataclass(frozen=True)
-class HttpsCredentials:
-    username: str
-    password: str = field(repr=False)
+class HttpsCredentials(Credentials):
+    """The syncer's https credentials: from a mounted Secret or the environment."""
 
     @classmethod
     def from_dir(cls, directory: Path) -> "HttpsCredentials":
@@ -63,8 +53,8 @@ class HttpsCredentials:
             return cls((directory / "username").read_text().strip(),
                        (directory / "password").read_text().strip())
         except OSError as e:
-            raise GitError(f"cannot read https credentials from {directory}: {e.strerror}; "
-                           "it must hold files `username` and `password`") from e
+            raise GitError(f"cannot read https credentials from {directory}: {e.strerror}",
+                           advice="it must hold files `username` and `password`") from None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "HttpsCredentials | None":
@@ -80,15 +70,6 @@ class GitAuth:
     https: HttpsCredentials | None = None
 
 
-def _ssh_host(url: str) -> tuple[str, str | None]:
-    """(host, port or None) of an ssh URL or scp-like address."""
-    m = re.match(r"^ssh://(?:[^@/]+@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?", url)
-    if m:
-        return m[1], m[2]
-    m = re.match(r"^(?:[^@/]+@)?([^:/]+):", url)
-    return (m[1], None) if m else (url, None)
-
-
 class GitMirror:
     """A bare mirror of `branch` of `url` in a folder under `workdir`."""
 
@@ -99,74 +80,20 @@ class GitMirror:
         key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
         self.path = workdir / f"mirror-{key}"
         self._initialised = False
+        self.remote = Remote(
+            url, credentials=self.auth.https,
+            ssh_command=ssh_command(self.auth.ssh_key_file, self.auth.known_hosts_file),
+            ssh_key=self.auth.ssh_key_file, known_hosts=self.auth.known_hosts_file, shown=self.display_url,
+            auth_advice="check the username and password (token) given to the syncer",
+            not_found_advice=f"check the syncer's --git-url and that branch {branch} exists")
+        self._runner = GitRunner(self.remote, timeout=GIT_TIMEOUT)
 
     @property
     def display_url(self) -> str:
-        return safe_url(self.url)
+        return redact_url(safe_url(self.url))
 
-    # ---- running git -------------------------------------------------------
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
-        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-        if self.auth.known_hosts_file is not None:
-            ssh += ["-o", f"UserKnownHostsFile={self.auth.known_hosts_file}",
-                    "-o", "GlobalKnownHostsFile=/dev/null"]
-        if self.auth.ssh_key_file is not None:
-            ssh += ["-i", str(self.auth.ssh_key_file), "-o", "IdentitiesOnly=yes"]
-        env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(a) for a in ssh)
-        if self.auth.https is not None:
-            askpass = self.path.parent / "git-askpass.sh"
-            if not askpass.exists():
-                askpass.write_text(_ASKPASS)
-                askpass.chmod(0o700)
-            env.update(GIT_ASKPASS=str(askpass),
-                       HELM_OPERATOR_GIT_USERNAME=self.auth.https.username,
-                       HELM_OPERATOR_GIT_PASSWORD=self.auth.https.password)
-        return env
-
-    def _redact(self, text: str) -> str:
-        text = re.sub(r"(://[^/:@\s]+):[^@\s]+@", r"\1:***@", text)
-        if self.auth.https is not None and self.auth.https.password:
-            text = text.replace(self.auth.https.password, "***")
-        return text
-
-    async def _git(self, what: str, *args: str, stdin: bytes | None = None,
-                   cwd: Path | None = None) -> bytes:
-        proc = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=str(cwd or self.path), env=self._env(),
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), GIT_TIMEOUT)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise GitError(f"{what} of {self.display_url}: timed out after {GIT_TIMEOUT:.0f}s") from None
-        if proc.returncode != 0:
-            raise self._error(what, err.decode(errors="replace"))
-        return out
-
-    def _error(self, what: str, stderr: str) -> GitError:
-        detail = self._redact(" ".join(line.strip() for line in stderr.strip().splitlines()[-3:]))
-        if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-            host, port = _ssh_host(self.url)
-            known = self.auth.known_hosts_file or "~/.ssh/known_hosts"
-            where = f"{host} port {port}" if port else host
-            scan = f"ssh-keyscan -p {port} {host}" if port else f"ssh-keyscan {host}"
-            return HostKeyRefused(
-                f"{what} of {self.display_url}: refused to connect: the SSH host key of {where} "
-                f"is not in {known} or does not match it. Verify the host's fingerprint, then add "
-                f"it (for example `{scan} >> {known}`).")
-        if "Permission denied (publickey" in stderr:
-            return GitError(f"{what} of {self.display_url}: the SSH server refused the key "
-                            f"{self.auth.ssh_key_file or '(default key)'}; add its public key as a "
-                            f"deploy key with the needed access. ({detail})")
-        if "Authentication failed" in stderr or "could not read Username" in stderr:
-            return GitError(f"{what} of {self.display_url}: https authentication failed; check the "
-                            f"username and password (token) given to the syncer. ({detail})")
-        return GitError(f"{what} of {self.display_url} failed: {detail}")
+    async def _git(self, what: str, *args: str, stdin: bytes | None = None) -> bytes:
+        return (await self._runner.arun(*args, git_dir=self.path, stdin=stdin, op=what)).stdout
 
     # ---- operations --------------------------------------------------------
     async def _ensure(self) -> None:
@@ -175,12 +102,12 @@ class GitMirror:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not (self.path / "HEAD").exists():
             self.path.mkdir(parents=True, exist_ok=True)
-            await self._git("git init", "init", "--quiet", "--bare")
+            await self._runner.arun("init", "--quiet", "--bare", str(self.path), op="git init")
         remotes = (await self._git("git remote", "remote")).decode().split()
-        if "origin" in remotes:
-            await self._git("git remote set-url", "remote", "set-url", "origin", self.url)
+        if "origin" in remotes:   # also takes credentials an older version left in the URL off the disk
+            await self._git("git remote set-url", "remote", "set-url", "origin", self.remote.url)
         else:
-            await self._git("git remote add", "remote", "add", "origin", self.url)
+            await self._git("git remote add", "remote", "add", "origin", self.remote.url)
         self._initialised = True
 
     async def fetch(self) -> str:
@@ -216,20 +143,18 @@ class GitMirror:
 
     async def tag_commit(self, tag: str) -> str | None:
         """The commit the local copy of `tag` points at, if any."""
-        try:
-            out = await self._git("git rev-parse", "rev-parse", "--verify", "--quiet",
-                                  f"refs/tags/{tag}^{{commit}}")
-        except GitError:
-            return None
-        return out.decode().strip() or None
+        found = await self._runner.arun("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}",
+                                        git_dir=self.path, check=False)
+        return (found.text or None) if found.status == 0 else None
 
     async def move_tag(self, tag: str, commit: str, message: str = "Sync pointer") -> bool:
         """Point annotated tag `tag` at `commit` and force-push it; False if already there."""
         await self._ensure()
         if await self.tag_commit(tag) == commit:
             return False
-        await self._git("git tag", "-c", f"user.name={TAGGER_NAME}", "-c", f"user.email={TAGGER_EMAIL}",
-                        "tag", "--force", "--annotate", "--message", message, tag, commit)
-        await self._git(f"pushing tag {tag}", "push", "--quiet", "--force", "origin",
+        await self._runner.arun("tag", "--force", "--annotate", "--message", message, tag, commit,
+                                git_dir=self.path, env={"GIT_COMMITTER_NAME": TAGGER_NAME,
+                                                        "GIT_COMMITTER_EMAIL": TAGGER_EMAIL})
+        await self._git("git push", "push", "--quiet", "--force", "origin",
                         f"refs/tags/{tag}:refs/tags/{tag}")
         return True
