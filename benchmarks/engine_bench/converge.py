@@ -71,7 +71,7 @@ def operator_converge(world: World, work: Path, n: int, rep: int, workers: int, 
         cp0 = control_plane_cpu(world)
         t0 = time.time()
         world.create_helmreleases(ns, names, _values(replicas, "converge"))
-        ready = watch.wait_done([f"{ns}/{x}" for x in names], timeout=timeout)
+        ready = watch.wait_done([f"{ns}/{x}" for x in names], timeout=timeout, progress=f"operator, N={n}")
         end = wait_quiet(world, run, sampler, t0, quiet, timeout)
         w: Window = window(world, run, sampler, t0, end)
         cp = control_plane_cpu(world) - cp0
@@ -139,6 +139,10 @@ class ChangeResult:
     operator_latency: list[float] = field(default_factory=list)
     bare_latency: list[float] = field(default_factory=list)
     helm_per_change: list[dict[str, int]] = field(default_factory=list)
+    operator_cpu: list[float] = field(default_factory=list)   # operator + its helm, per change
+    bare_cpu: list[float] = field(default_factory=list)
+    operator_api: list[int] = field(default_factory=list)     # API requests by the operator and its helm
+    bare_api: list[int] = field(default_factory=list)
     restore_seconds: float | None = None
     restore_timeout: float = 0.0
     restore_helm: dict[str, int] = field(default_factory=dict)
@@ -174,19 +178,29 @@ def change_and_restore(world: World, work: Path, changes: int, workers: int, rep
             t0 = time.time()
             gen = world.patch_values(ns, "c0", {"message": f"change-{i}"})
             done = watch.wait_done([f"{ns}/c0"], generation=gen, timeout=120)
-            while world.deployed_revision(ns, "c0") <= rev:
+            while world.deployed_revision(ns, "c0") <= rev:  # status said done: helm's storage must agree
                 if time.time() - t0 > 120:
                     raise TimeoutError("the values change made no new helm revision in 120 s")
                 time.sleep(0.05)
-            stored = time.time()
-            out.operator_latency.append(max(done, stored) - t0)
+                done = time.time()
+            out.operator_latency.append(done - t0)
             end = wait_quiet(world, run, sampler, t0, 1.5, 120)
-            out.helm_per_change.append(dict(count_verbs(run.helm.between(t0, end))))
+            w = window(world, run, sampler, t0, end)
+            out.helm_per_change.append(w.helm)
+            out.operator_cpu.append(w.cpu)
+            out.operator_api.append(w.request_total + w.helm_requests)
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t1 = time.time()
             world.upgrade_install(helm, env, bare_ns, "c0", _values(replicas, f"change-{i}"), install=False)
-            out.bare_latency.append(time.time() - t1)
-            say(f"  change {i}: operator {out.operator_latency[-1]:.2f} s "
-                f"(helm processes {describe(out.helm_per_change[-1])}), bare helm upgrade {out.bare_latency[-1]:.2f} s")
+            t2 = time.time()
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out.bare_latency.append(t2 - t1)
+            out.bare_cpu.append(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
+            out.bare_api.append(len(world.audit.between(t1, t2, clients=("helm",))))
+            say(f"  change {i}: operator {out.operator_latency[-1]:.2f} s, CPU {w.cpu:.2f} s, "
+                f"API requests {out.operator_api[-1]}, helm processes {describe(w.helm)}; "
+                f"bare helm upgrade {out.bare_latency[-1]:.2f} s, CPU {out.bare_cpu[-1]:.2f} s, "
+                f"API requests {out.bare_api[-1]}")
         _restore(world, run, ns, "c1", out)
     finally:
         watch.stop()

@@ -274,8 +274,10 @@ class AuditLog:
 
     def _add(self, e: dict) -> None:  # type: ignore[type-arg]
         if e.get("auditID") in self._seen:
+            self._seen.discard(e["auditID"])
             return  # a watch's second event (ResponseComplete after ResponseStarted)
-        self._seen.add(e.get("auditID", ""))
+        if e.get("stage") == "ResponseStarted":
+            self._seen.add(e.get("auditID", ""))
         ref = e.get("objectRef") or {}
         self.requests.append(Request(
             t=_epoch(e["stageTimestamp"]), client=client_of(e.get("userAgent", "")),

@@ -49,14 +49,22 @@ def converge_rows(runs: list[ConvergeRun]) -> list[list[str]]:
     if ops:
         rows.append(["helm processes per install", "", _per([r.helm for r in ops], sum(r.n for r in ops)),
                      _per([r.helm for r in bare], sum(r.n for r in bare)), "", "1"])
+        rows.append(["API requests per install (operator + its helm)", "",
+                     f"{sum(r.api for r in ops) / sum(r.n for r in ops):.1f}",
+                     f"{sum(r.api for r in bare) / max(1, sum(r.n for r in bare)):.1f}", "", ""])
     return rows
 
 
 def change_rows(c: ChangeResult) -> list[list[str]]:
+    k = len(c.operator_latency)
     rows = [["helm processes per values change", "", _per(c.helm_per_change, len(c.helm_per_change)), "1", "", "1"],
-            [f"single values change latency, median of {len(c.operator_latency)}", "",
+            [f"single values change latency, median of {k}", "",
              f"{statistics.median(c.operator_latency):.2f} s", f"{statistics.median(c.bare_latency):.2f} s",
-             f"{c.ratio():.2f}×", "≤ 1.2×"]]
+             f"{c.ratio():.2f}×", "≤ 1.2×"],
+            [f"single values change CPU, median of {k}", "", f"{statistics.median(c.operator_cpu):.2f} s",
+             f"{statistics.median(c.bare_cpu):.2f} s", _ratio_text(list(zip(c.operator_cpu, c.bare_cpu))), ""],
+            ["API requests per values change (operator + its helm)", "",
+             f"{statistics.median(c.operator_api):.0f}", f"{statistics.median(c.bare_api):.0f}", "", ""]]
     restored = (f"{c.restore_seconds:.1f} s" if c.restore_seconds is not None
                 else f"not within {c.restore_timeout:.0f} s (HelmRelease: {c.restore_status})")
     rows.append(["hand `helm uninstall` → restored (resync 10m)", "", restored, "", "", "≤ 10 s"])

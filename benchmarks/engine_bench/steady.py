@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.engine_bench.activity import Window, activity_times, describe, wait_quiet, window
+from benchmarks.engine_bench.activity import as_dict as window_dict
 from benchmarks.engine_bench.converge import say
 from benchmarks.engine_bench.observe import CpuSampler, LogTail, burst_start, proc_memory
 from benchmarks.engine_bench.world import OperatorRun, ReleaseWatch, World
@@ -33,7 +34,7 @@ PER_NAMESPACE = 100
 @dataclass
 class SteadyResult:
     n: int
-    resync_interval: float
+    resync_interval: int
     populate: str = ""
     restarts: list[Window] = field(default_factory=list)
     rss_mib: float = 0.0
@@ -73,12 +74,13 @@ def populate(world: World, work: Path, n: int, workers: int, revisions: int, rep
             world.create_namespace(ns)
             world.create_helmreleases(ns, names, {"replicaCount": replicas, "message": "steady", "revision": 1})
         all_keys = [f"{ns}/{x}" for ns, names in keys.items() for x in names]
-        watch.wait_done(all_keys, timeout=timeout)
+        watch.wait_done(all_keys, timeout=timeout, progress="populating")
         for rev in range(2, revisions + 1):
             gens = {f"{ns}/{x}": world.patch_values(ns, x, {"revision": rev}) for ns, names in keys.items()
                     for x in names}
             for k, g in gens.items():
                 watch.wait_done([k], generation=g, timeout=timeout)
+            say(f"  ... revision {rev} of {revisions} done")
         took = time.time() - t0
         text = (f"{n} HelmReleases in {len(keys)} namespace(s), {revisions} revision(s) each, "
                 f"converged by the operator with --workers {workers} in {took:.0f} s "
@@ -96,9 +98,14 @@ def restart(world: World, work: Path, name: str, flags: list[str], quiet: float,
     run = OperatorRun(world, work / name, *flags)
     tail = LogTail(log, RESYNC_LINE).start()
     sampler = CpuSampler(run.pid, run.started).start()
-    end = wait_quiet(world, run, sampler, run.started, quiet, timeout)
-    w = window(world, run, sampler, run.started, end)
-    return run, sampler, tail, w
+    try:
+        end = wait_quiet(world, run, sampler, run.started, quiet, timeout)
+    except BaseException:
+        tail.stop()
+        sampler.stop()
+        run.stop()
+        raise
+    return run, sampler, tail, window(world, run, sampler, run.started, end)
 
 
 def measure_steady(world: World, work: Path, n: int, workers: int, populate_workers: int, revisions: int,
@@ -115,13 +122,13 @@ def measure_steady(world: World, work: Path, n: int, workers: int, populate_work
         out.restarts.append(w)
         _show(w, "restart (operator start -> end of its first burst of work)")
         if w.seconds > 0.9 * resync:
-            say(f"  ! the restart took longer than 0.9 x the resync interval; a resync may have fallen inside it")
+            say("  ! the restart took longer than 0.9 x the resync interval; a resync may have fallen inside it")
         out.new_revisions_on_restart = world.release_secret_count() - secrets
         mem = proc_memory(run.pid)
         out.rss_mib = mem.get("VmRSS", 0) / 1024
         say(f"  new helm revisions made by the restart: {out.new_revisions_on_restart}; "
             f"operator RSS {out.rss_mib:.0f} MiB")
-        out.resync, out.resync_how = _resync(world, run, sampler, tail, resync, quiet, timeout, w.seconds)
+        out.resync, out.resync_how = _resync(world, run, sampler, tail, resync, quiet, timeout)
         _show(out.resync, f"resync of the unchanged set ({out.resync_how})")
         mem = proc_memory(run.pid)
         out.rss_mib = mem.get("VmRSS", 0) / 1024
@@ -135,8 +142,8 @@ def measure_steady(world: World, work: Path, n: int, workers: int, populate_work
     return out
 
 
-def _resync(world: World, run: OperatorRun, sampler: CpuSampler, tail: LogTail, resync: float, quiet: float,
-            timeout: float, restart_s: float) -> tuple[Window, str]:
+def _resync(world: World, run: OperatorRun, sampler: CpuSampler, tail: LogTail, resync: int, quiet: float,
+            timeout: float) -> tuple[Window, str]:
     after = time.time()
     deadline = after + 1.2 * resync + 30
     while time.time() < deadline:
@@ -168,7 +175,7 @@ def _drift(world: World, work: Path, out: SteadyResult, workers: int, resync: in
         original = world.core.read_namespaced_config_map(cm, ns).data["message"]
         world.core.patch_namespaced_config_map(cm, ns, {"data": {"message": "changed-by-hand"}})
         t_edit = time.time()
-        limit = 3 * resync + 60
+        limit = 4 * resync + 60
         while time.time() - t_edit < limit:
             if world.core.read_namespaced_config_map(cm, ns).data.get("message") == original:
                 out.drift_restore_s = time.time() - t_edit
@@ -200,8 +207,7 @@ def _drift(world: World, work: Path, out: SteadyResult, workers: int, resync: in
 
 
 def as_dict(r: SteadyResult) -> dict[str, Any]:
-    from benchmarks.engine_bench.activity import as_dict as w
-
+    w = window_dict
     return {"n": r.n, "resync_interval": r.resync_interval, "populate": r.populate,
             "restarts": [w(x) for x in r.restarts], "rss_mib": round(r.rss_mib),
             "peak_rss_mib": round(r.peak_rss_mib), "resync": w(r.resync) if r.resync else None,

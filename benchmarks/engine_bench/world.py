@@ -277,15 +277,21 @@ class ReleaseWatch:
                 rv = ""
                 time.sleep(0.5)
 
-    def wait_done(self, keys: list[str], generation: int = 1, timeout: float = 600) -> float:
+    def wait_done(self, keys: list[str], generation: int = 1, timeout: float = 600,
+                  progress: str = "") -> float:
         """Wait until every key was seen done at `generation` or later; returns
-        the time the last of them became done."""
+        the time the last of them became done. With `progress`, says how far
+        it got every minute."""
         deadline = time.monotonic() + timeout
+        next_report = time.monotonic() + 60
         with self._cond:
             while True:
                 missing = [k for k in keys if self.done_generation.get(k, -1) < generation]
                 if not missing:
                     return max(self.done_at[k] for k in keys)
+                if progress and time.monotonic() > next_report:
+                    print(f"  ... {progress}: {len(keys) - len(missing)} of {len(keys)} done", flush=True)
+                    next_report += 60
                 left = deadline - time.monotonic()
                 if left <= 0:
                     sample = ", ".join(missing[:3])
