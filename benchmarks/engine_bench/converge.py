@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import resource
-import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -147,9 +146,6 @@ class ChangeResult:
     restore_timeout: float = 0.0
     restore_helm: dict[str, int] = field(default_factory=dict)
     restore_status: str = ""
-
-    def ratio(self) -> float:
-        return statistics.median(self.operator_latency) / statistics.median(self.bare_latency)
 
 
 def change_and_restore(world: World, work: Path, changes: int, workers: int, replicas: int,

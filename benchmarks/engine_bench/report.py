@@ -60,7 +60,7 @@ def change_rows(c: ChangeResult) -> list[list[str]]:
     rows = [["helm processes per values change", "", _per(c.helm_per_change, len(c.helm_per_change)), "1", "", "1"],
             [f"single values change latency, median of {k}", "",
              f"{statistics.median(c.operator_latency):.2f} s", f"{statistics.median(c.bare_latency):.2f} s",
-             f"{c.ratio():.2f}×", "≤ 1.2×"],
+             _ratio_text(list(zip(c.operator_latency, c.bare_latency))), "≤ 1.2×"],
             [f"single values change CPU, median of {k}", "", f"{statistics.median(c.operator_cpu):.2f} s",
              f"{statistics.median(c.bare_cpu):.2f} s", _ratio_text(list(zip(c.operator_cpu, c.bare_cpu))), ""],
             ["API requests per values change (operator + its helm)", "",
