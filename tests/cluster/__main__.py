@@ -1,9 +1,11 @@
 """Command line for the local control plane.
 
     python -m tests.cluster build         build the pinned binaries (once)
-    python -m tests.cluster up [--workdir DIR] [--crds DIR]
+    python -m tests.cluster up [--workdir DIR] [--crds DIR] [--audit-log FILE]
                                           start it, apply the CRDs, print the
                                           kubeconfig path, run until Ctrl-C
+                                          (--audit-log: kube-apiserver audit log
+                                          of every request, Metadata level)
 
 `up` stops everything it started on Ctrl-C, SIGTERM, or any error.
 """
@@ -27,7 +29,8 @@ def _up(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="helm-operator-cluster-"))
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with LocalCluster(workdir=workdir, bin_dir=bin_dir) as cluster:
+        audit_log = Path(args.audit_log).resolve() if args.audit_log else None
+        with LocalCluster(workdir=workdir, bin_dir=bin_dir, audit_log=audit_log) as cluster:
             cluster.kubectl("apply", "--server-side", "-f", str(args.crds))
             cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                             "crd/helmreleases.helm.fluxcd.io")
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the local cluster until Ctrl-C")
     up.add_argument("--workdir", help="folder for PKI, etcd data, logs (default: a new temp folder)")
     up.add_argument("--crds", default=str(REPO / "crds"), help="CRD folder to apply")
+    up.add_argument("--audit-log", help="write kube-apiserver's audit log (every request, Metadata level) here")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         print(ensure_binaries())

@@ -8,6 +8,11 @@ manager: leaving it (normally, on Ctrl-C, or on a test failure) stops exactly
 the processes it started, and each child is also told to die with its parent
 (PR_SET_PDEATHSIG) so a killed launcher leaves nothing behind.
 
+Opt-in: `audit_log=<path>` makes kube-apiserver write an audit log there
+(JSON lines, one event per request at Metadata level: verb, URI, user agent,
+timestamps; never request or response bodies), so a benchmark can count the
+API requests each client made. Off by default; nothing else changes with it.
+
 This module does not build binaries; `build.sh` does, and `ensure_binaries`
 runs it.
 """
@@ -38,6 +43,14 @@ NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 _PR_SET_PDEATHSIG = 1
+# Every request at Metadata level (no bodies, so no Secret data), recorded once
+# when the response is complete (watches also when they start).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
 
 
 class ClusterError(RuntimeError):
@@ -96,6 +109,7 @@ class LocalCluster:
     verbose: bool = True
     procs: list[_Proc] = field(default_factory=list)
     api_port: int = 0
+    audit_log: Path | None = None  # opt-in: kube-apiserver's audit log (AUDIT_POLICY) goes here
 
     # ---- public surface -------------------------------------------------
     @property
@@ -180,6 +194,7 @@ class LocalCluster:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            *self._audit_flags(),
         ])
         self._wait_for_api(deadline=started + timeout)
         self._spawn("kube-controller-manager", [
@@ -226,6 +241,17 @@ class LocalCluster:
         self._wait_until(self._node_ready, "the fake node to become Ready", started + timeout)
         self._wait_until(self._default_service_account, "the default ServiceAccount", started + timeout)
         self._say(f"control plane ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.kubeconfig}")
+
+    def _audit_flags(self) -> list[str]:
+        """kube-apiserver flags for the opt-in audit log; none when it is off."""
+        if self.audit_log is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json", "--audit-log-mode=blocking",
+                "--audit-log-maxsize=0"]  # one file: a reader keeps its offset
 
     def _say(self, msg: str) -> None:
         if self.verbose:

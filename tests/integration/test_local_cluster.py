@@ -3,6 +3,7 @@ and the real helm binary against them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import uuid
@@ -197,3 +198,36 @@ def test_unready_deployment_stays_unavailable_and_helm_wait_fails(cluster: Local
     assert not _available(cluster, ns, "stuck-hello")
     pods = _get(cluster, "-n", ns, "pods", "-l", f"{POD_STATE_LABEL}={UNREADY}")["items"]
     assert pods and all(p["status"].get("phase") == "Running" for p in pods)
+
+
+def _apiserver_args(c: LocalCluster) -> list[str]:
+    proc = next(p for p in c.procs if p.name == "kube-apiserver")
+    return Path(f"/proc/{proc.popen.pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_audit_log_is_off_by_default(cluster: LocalCluster) -> None:
+    assert cluster.audit_log is None
+    assert not [a for a in _apiserver_args(cluster) if a.startswith("--audit-")]
+
+
+def test_opt_in_audit_log_names_each_clients_requests_by_user_agent(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    """A second cluster with the audit log on: helm's and kubectl's requests
+    are told apart by user agent, and no request body is recorded."""
+    audit = tmp_path / "audit.log"
+    with LocalCluster(workdir=tmp_path / "c", bin_dir=cluster.bin_dir, verbose=False, audit_log=audit) as c:
+        assert f"--audit-log-path={audit}" in _apiserver_args(c)
+        c.kubectl("create", "secret", "generic", "s", "-n", "default", "--from-literal=k=not-in-the-log")
+        subprocess.run([c.binary("helm"), "list", "-n", "default"], env=c.env(), check=True, capture_output=True)
+
+        def seen() -> list[dict]:
+            events = [json.loads(line) for line in audit.read_text().splitlines()]
+            ok = (any(e["userAgent"].startswith("Helm/") and e["verb"] == "list" for e in events)
+                  and any(e["userAgent"].startswith("kubectl/") and e["verb"] == "create"
+                          and e.get("objectRef", {}).get("resource") == "secrets" for e in events))
+            return events if ok else []
+
+        events = eventually(seen, timeout=10, what="helm's list and kubectl's create in the audit log")
+        assert all(e["level"] == "Metadata" and "requestObject" not in e for e in events)
+        text = audit.read_text()
+        assert "not-in-the-log" not in text and base64.b64encode(b"not-in-the-log").decode() not in text
