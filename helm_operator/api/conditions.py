@@ -76,3 +76,22 @@ def condition_value(status: str | None) -> int:
     raise.
     """
     return STATUS_VALUES.get(status or "Unknown", 0)
+
+
+def ready_for_generation(obj: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a HelmRelease is Ready for its current generation, and if not, why (one line).
+
+    What `dependsOn` waits for: Ready=True, observed at the object's
+    current `metadata.generation`.
+    """
+    status = obj.get("status") or {}
+    ready = get_condition(status.get("conditions"), "Ready")
+    generation = (obj.get("metadata") or {}).get("generation")
+    if ready is None:
+        return False, "not reconciled yet"
+    if status.get("observedGeneration") != generation:
+        return False, "its latest spec is not reconciled yet"
+    if ready.get("status") != "True":
+        message = str(ready.get("message") or "")
+        return False, f"{ready.get('reason', 'NotReady')}: {message[:160]}"
+    return True, ""

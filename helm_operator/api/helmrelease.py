@@ -27,6 +27,7 @@ from helm_operator.api.constants import (
     MAX_RELEASE_NAME_LENGTH,
     SINGULAR,
 )
+from helm_operator.api.controls import Controls, Requests, parse_controls, parse_requests
 from helm_operator.api.sources import (
     ChartSource,
     SecretRef,
@@ -126,6 +127,12 @@ class HelmRelease(HelmReleaseRef):
     values_from: tuple[ValuesSource, ...] = ()
     rollback: Rollback = field(default_factory=Rollback)
     test: Test = field(default_factory=Test)
+    controls: Controls = field(default_factory=Controls)  # suspend, dependsOn, driftDetection
+
+    @property
+    def requests(self) -> Requests:
+        """The reconcile.fluxcd.io/* request annotations."""
+        return parse_requests(self.annotations)
 
 
 def format_antecedent(namespace: str, name: str) -> str:
@@ -172,6 +179,7 @@ def parse(obj: Mapping[str, Any], *, default_git_ref: str = DEFAULT_GIT_REF) -> 
         values_from=parse_values_sources(spec, ref["namespace"]),
         rollback=rollback,
         test=test,
+        controls=parse_controls(spec, ref["namespace"]),
     )
 
 

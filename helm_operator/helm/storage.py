@@ -23,7 +23,7 @@ import base64
 import gzip
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 STORAGE_SECRET_TYPE = "helm.sh/release.v1"
@@ -50,8 +50,8 @@ class RevisionMeta:
     attempt_revision: int | None = None   # from ATTEMPT_LABEL
     attempt_digest: str | None = None
     owner: str | None = None              # from OWNER_LABEL
-    secret: str = ""
-    modified_at: int | None = None        # helm's modifiedAt label (epoch seconds)
+    secret: str = field(default="", compare=False)
+    modified_at: int | None = field(default=None, compare=False)  # helm's modifiedAt label (epoch seconds)
 
     @property
     def ours(self) -> bool:
@@ -66,6 +66,11 @@ class RevisionMeta:
     def matches(self, digest: str) -> bool:
         """Whether this revision is ours and applied `digest`."""
         return self.ours and self.attempt_digest is not None and digest.startswith(self.attempt_digest)
+
+
+def secret_name(release: str, revision: int) -> str:
+    """The name helm gives a revision's Secret."""
+    return f"sh.helm.release.v1.{release}.v{revision}"
 
 
 def attempt_label(revision: int, digest: str) -> str:

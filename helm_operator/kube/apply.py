@@ -87,8 +87,12 @@ def _message(what: str, e: ApiException | None, status: int, data: bytes | None)
 class ClusterApi:
     """Async any-kind access over one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, rediscover_after: float = 60.0) -> None:
         self.api_client = api_client
+        self._discovery: Discovery | None = None
+        self._discovered_at = 0.0
+        self._rediscover_after = rediscover_after
+        self._discovering = asyncio.Lock()
 
     # ---- raw requests ------------------------------------------------------
     def _request_sync(self, what: str, method: str, path: str, *,
@@ -143,7 +147,28 @@ class ClusterApi:
             discovery.add(types, preferred)
         return discovery
 
+    async def resource_type(self, api_version: str, kind: str) -> ResourceType | None:
+        """The served kind, from one discovery shared by every caller of this ClusterApi.
+
+        Discovery runs once, and again only when a kind is unknown, at most
+        once per `rediscover_after` seconds (a CRD installed since).
+        """
+        async with self._discovering:
+            now = time.monotonic()
+            known = self._discovery.lookup(api_version, kind) if self._discovery else None
+            if known is None and (self._discovery is None or now - self._discovered_at >= self._rediscover_after):
+                self._discovery = await self.discover()
+                self._discovered_at = now
+                known = self._discovery.lookup(api_version, kind)
+            return known
+
     # ---- objects -----------------------------------------------------------
+    async def merge_patch(self, rt: ResourceType, namespace: str | None, name: str,
+                          patch: dict[str, Any]) -> dict[str, Any]:
+        return await self._request(f"patch {rt.kind} {_ref(namespace, name)}", "PATCH",
+                                   rt.path(namespace, name), body=patch,
+                                   content_type="application/merge-patch+json")
+
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             return await self._request(f"get {rt.kind} {_ref(namespace, name)}", "GET",

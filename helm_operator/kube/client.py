@@ -2,8 +2,9 @@
 finalizers, the ConfigMaps and Secrets values come from, events, and the
 annotations put on a release's objects.
 
-Blocking client calls run in threads. This module decides nothing: it reads
-and writes what it is told.
+Blocking client calls run in threads. Objects of any kind (a release's
+resources) go through `apply.ClusterApi` and its shared discovery. This
+module decides nothing: it reads and writes what it is told.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ApiException as DynamicApiException
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 
@@ -88,7 +86,6 @@ class Kube:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
-        self._dynamic: DynamicClient | None = None
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None) -> "Kube":
@@ -97,7 +94,7 @@ class Kube:
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        except (ApiException, DynamicApiException) as e:
+        except ApiException as e:
             raise _translate(what, e) from e
 
     # ---- HelmReleases --------------------------------------------------
@@ -208,39 +205,6 @@ class Kube:
         except KubeError as e:
             log.warning("could not record event %s on %s/%s: %s", reason,
                         meta.get("namespace"), meta.get("name"), e)
-
-    # ---- arbitrary objects (release resources) -----------------------
-    def _dyn(self) -> DynamicClient:
-        if self._dynamic is None:
-            self._dynamic = DynamicClient(self.api_client)
-        return self._dynamic
-
-    def _resource(self, ref: ObjectRef) -> Any:
-        return self._dyn().resources.get(api_version=ref.api_version, kind=ref.kind)
-
-    def _get_object_sync(self, ref: ObjectRef) -> dict[str, Any] | None:
-        try:
-            res = self._resource(ref)
-            kwargs = {"namespace": ref.namespace} if res.namespaced and ref.namespace else {}
-            return res.get(name=ref.name, **kwargs).to_dict()
-        except (NotFoundError, ResourceNotFoundError):
-            return None
-
-    async def get_object(self, ref: ObjectRef) -> dict[str, Any] | None:
-        return await self._call(f"get {ref}", self._get_object_sync, ref)
-
-    def _annotate_sync(self, ref: ObjectRef, annotations: dict[str, str | None]) -> None:
-        res = self._resource(ref)
-        kwargs = {"namespace": ref.namespace} if res.namespaced and ref.namespace else {}
-        res.patch(name=ref.name, body={"metadata": {"annotations": annotations}},
-                  content_type="application/merge-patch+json", **kwargs)
-
-    async def annotate(self, ref: ObjectRef, annotations: dict[str, str | None]) -> None:
-        try:
-            await self._call(f"annotate {ref}", self._annotate_sync, ref, annotations)
-        except (NotFoundError, ResourceNotFoundError) as e:
-            raise NotFound(f"annotate {ref}: not found") from e
-
 
 class LeaseConflict(KubeError):
     """Someone else wrote the Lease first (optimistic concurrency)."""

@@ -24,8 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="how often Git chart sources are fetched (default 5m)")
     p.add_argument("--git-default-ref", default="master", help="chart ref when a Git chart names none")
     p.add_argument("--drift-detection-interval", type=parse_duration, default=parse_duration("10m"),
-                   help="how often a release in sync is compared with its live objects and re-applied "
-                        "when they were changed by hand; costs one helm call per release (0 = off, default 10m)")
+                   help="how often a release in sync is compared with its live objects (a server-side "
+                        "dry run per object, no helm call; 0 = never, default 10m)")
+    p.add_argument("--default-drift-mode", choices=["disabled", "warn", "enabled"], default="warn",
+                   help="what to do about objects changed by hand when a HelmRelease sets no "
+                        "spec.driftDetection.mode: warn (event and Drifted condition), enabled (also put "
+                        "them back), disabled (do not compare); default warn")
     p.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
                    help="ssh command for ssh Git chart sources (e.g. with -i KEY and known_hosts)")
     p.add_argument("--listen", default="0.0.0.0:3030", help="address of /metrics, /healthz, /api/v1/sync-git")
@@ -89,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
         automation=automation, drift_interval=args.drift_detection_interval,
-        watch_timeout=int(args.watch_timeout),
+        watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.api.controls import DriftMode
 from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
@@ -58,6 +59,7 @@ class OperatorSettings:
     automation: "AutomationSettings | None" = None
     drift_interval: float = 600.0
     watch_timeout: int = 300  # seconds a watch request lasts before it is renewed
+    default_drift_mode: str = "warn"  # for HelmReleases without spec.driftDetection.mode
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,10 @@ class Operator:
                                      Recorder(self.kube, self.metrics, on_stored=self.store.update),
                                      self.metrics, self.store, self.storage, self.versions,
                                      settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
-                                     settings.drift_interval)
+                                     settings.drift_interval, DriftMode(settings.default_drift_mode))
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
-        self.hr_events = HelmReleaseEvents(self.store, self.queue.add)
+        self.hr_events = HelmReleaseEvents(self.store, self.queue.add,
+                                           lambda key: set(self.reconciler.dependants.get(key, ())))
         self.watchers: list[ResourceWatcher] = []
         self.metrics.watch_watchers(lambda: self.watchers)
         self._stopping = asyncio.Event()

@@ -3,7 +3,8 @@
 HelmReleases: every event updates the HelmRelease cache; a new object, a
 spec change (metadata.generation), a deletion request or a new
 `reconcile.fluxcd.io/*` request enqueues it (an input changed); status-only
-updates and our own finalizer writes do not.
+updates and our own finalizer writes do not, except that a HelmRelease
+becoming Ready (or not) enqueues the HelmReleases that depend on it.
 
 Secrets and ConfigMaps arrive as metadata only. A helm release Secret goes
 to the release-storage index, which reports the release as changed; that
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from helm_operator.api.conditions import ready_for_generation
 from helm_operator.kube.watch import object_key
 from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
 
@@ -32,11 +34,12 @@ class HelmReleaseEvents:
     """Keeps the HelmRelease cache and enqueues what needs a reconcile."""
 
     def __init__(self, store: HelmReleaseStore, enqueue: Callable[[str], None],
-                 forget: Callable[[str], None] | None = None) -> None:
+                 dependants: Callable[[str], set[str]] | None = None) -> None:
         self._store = store
         self._enqueue = enqueue
-        self._forget = forget
+        self._dependants = dependants
         self._seen: dict[str, tuple[Any, ...]] = {}
+        self._ready: dict[str, bool] = {}
 
     @property
     def keys(self) -> list[str]:
@@ -46,11 +49,17 @@ class HelmReleaseEvents:
         key = object_key(obj)
         if event_type == "DELETED":
             self._seen.pop(key, None)
+            self._ready.pop(key, None)
             self._store.remove(key)
             self._enqueue(key)  # the reconciler forgets it
+            self._wake_dependants(key)
             return
         if not self._store.update(obj):
             return  # older than what we hold (our own write went first)
+        ready = ready_for_generation(obj)[0]
+        if self._ready.get(key) != ready:
+            self._ready[key] = ready
+            self._wake_dependants(key)
         meta = obj.get("metadata") or {}
         annotations = meta.get("annotations") or {}
         fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None, meta.get("uid"),
@@ -58,6 +67,12 @@ class HelmReleaseEvents:
         if self._seen.get(key) != fingerprint:
             self._seen[key] = fingerprint
             self._enqueue(key)
+
+    def _wake_dependants(self, key: str) -> None:
+        """A dependency became Ready (or stopped being so, or went): its dependants look again now."""
+        if self._dependants is not None:
+            for dependant in sorted(self._dependants(key)):
+                self._enqueue(dependant)
 
 
 class ValuesSourceEvents:

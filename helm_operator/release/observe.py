@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from helm_operator.helm.storage import (
@@ -162,6 +163,23 @@ class ReleaseStorage:
         else:
             self._revisions.pop((namespace, release), None)
         return self.revisions(namespace, release)
+
+    def observed(self, namespace: str, release: str, revision: RevisionMeta) -> None:
+        """What helm reported it just did (its `-o json` output), ahead of the watch.
+
+        The watch event that follows carries the same labels and changes
+        nothing, so it nudges no one.
+        """
+        revs = self._revisions.setdefault((namespace, release), {})
+        for number, older in list(revs.items()):
+            if older.status == "deployed" and number < revision.revision and revision.status == "deployed":
+                revs[number] = replace(older, status="superseded")
+        revs[revision.revision] = revision
+        self._secret_release[(namespace, revision.secret)] = (release, revision.revision)
+
+    def forget(self, namespace: str, release: str) -> None:
+        """The release was uninstalled (helm said so); the watch will confirm."""
+        self._revisions.pop((namespace, release), None)
 
     async def record(self, namespace: str, meta: RevisionMeta, *,
                      with_manifest: bool = False) -> ReleaseRecord | None:

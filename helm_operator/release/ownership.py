@@ -14,7 +14,8 @@ import logging
 import yaml
 
 from helm_operator.api.constants import ANTECEDENT_ANNOTATION
-from helm_operator.kube import Kube, KubeError, NotFound, ObjectRef
+from helm_operator.kube import KubeError, NotFound, ObjectRef
+from helm_operator.kube.apply import ClusterApi
 
 log = logging.getLogger(__name__)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # helm's own output: libyaml is safe and fast
@@ -34,11 +35,12 @@ def manifest_objects(manifest: str, release_namespace: str) -> list[ObjectRef]:
     return refs
 
 
-async def foreign_owner(kube: Kube, objects: list[ObjectRef], antecedent: str) -> str | None:
+async def foreign_owner(api: ClusterApi, objects: list[ObjectRef], antecedent: str) -> str | None:
     """The antecedent of another HelmRelease found on the release's objects, if any."""
     for ref in objects[:5]:
         try:
-            live = await kube.get_object(ref)
+            rt = await api.resource_type(ref.api_version, ref.kind)
+            live = await api.get(rt, ref.namespace if rt.namespaced else None, ref.name) if rt else None
         except KubeError:
             continue
         if not live:
@@ -49,11 +51,15 @@ async def foreign_owner(kube: Kube, objects: list[ObjectRef], antecedent: str) -
     return None
 
 
-async def stamp(kube: Kube, objects: list[ObjectRef], antecedent: str) -> None:
-    """Put the antecedent annotation on every object of the release."""
+async def stamp(api: ClusterApi, objects: list[ObjectRef], antecedent: str) -> None:
+    """Put the antecedent annotation on every object of the release (one merge patch each)."""
+    patch = {"metadata": {"annotations": {ANTECEDENT_ANNOTATION: antecedent}}}
     for ref in objects:
         try:
-            await kube.annotate(ref, {ANTECEDENT_ANNOTATION: antecedent})
+            rt = await api.resource_type(ref.api_version, ref.kind)
+            if rt is None:
+                continue
+            await api.merge_patch(rt, ref.namespace if rt.namespaced else None, ref.name, patch)
         except NotFound:
             continue
         except KubeError as e:

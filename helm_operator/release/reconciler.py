@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from helm_operator.api.conditions import get_condition
+from helm_operator.api.conditions import get_condition, ready_for_generation
+from helm_operator.api.controls import DriftMode
 from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, REASON_SYNCED, ConditionType, Phase
 from helm_operator.api.helmrelease import (
     HelmRelease,
@@ -37,8 +38,9 @@ from helm_operator.api.helmrelease import (
 from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError, FetchedChart
 from helm_operator.helm import classify
-from helm_operator.helm.storage import RevisionMeta, owner_label, parse_owner
+from helm_operator.helm.storage import MAX_DIGEST_IN_LABEL, RevisionMeta, owner_label, parse_owner, secret_name
 from helm_operator.kube import Kube, KubeError
+from helm_operator.kube.apply import ClusterApi
 from helm_operator.release import ownership
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.actions.deploy import DeployRequest, deploy
@@ -48,16 +50,28 @@ from helm_operator.release.actions.test import run_tests
 from helm_operator.release.actions.uninstall import uninstall
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
+from helm_operator.release.driftrules import ignored_paths, relevant
 from helm_operator.release.history import Snapshot, head
 from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
-from helm_operator.release.record import Outcome, Recorder
-from helm_operator.release.state import Action, Decision, Facts, State, determine, digest_in, retry_delay
+from helm_operator.release.record import Note, Outcome, Recorder
+from helm_operator.release.state import (
+    Action,
+    Decision,
+    Facts,
+    State,
+    determine,
+    digest_in,
+    precondition,
+    retry_delay,
+)
 from helm_operator.release.values import ValuesError, compose_values, referenced_objects
 from helm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 6  # actions per reconcile (e.g. recover, upgrade, test, rollback)
+SUSPENDED = "Suspended"
+DRIFTED = "Drifted"
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,8 @@ class Reconciler:
     def __init__(self, kube: Kube, helm: HelmActions, charts: ChartFetcher, recorder: Recorder,
                  metrics: Metrics, store: HelmReleaseStore, storage: ReleaseStorage,
                  versions: ObjectVersions, default_git_ref: str = "master",
-                 drift: DriftDetector | None = None, drift_interval: float = 0.0) -> None:
+                 drift: DriftDetector | None = None, drift_interval: float = 0.0,
+                 default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
@@ -100,17 +115,23 @@ class Reconciler:
         self.default_git_ref = default_git_ref
         self.drift = drift
         self.drift_interval = drift_interval
+        self.default_drift_mode = default_drift_mode
+        # any-kind access with one shared discovery (ownership checks, stamps, drift)
+        self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
         # key -> fingerprint of the inputs when the release was last settled
         self.settled: dict[str, tuple[Any, ...]] = {}
         # key -> ConfigMaps/Secrets its values come from (for the watch)
         self.references: dict[str, set[tuple[str, str, str]]] = {}
         # keys whose chart comes from Git (for the Git poller), with their parsed spec
         self.git_releases: dict[str, HelmRelease] = {}
+        # dependency key -> keys of the HelmReleases that dependsOn it (for the watch)
+        self.dependants: dict[str, set[str]] = {}
         # (namespace, release) -> the HelmRelease key owning it (for the storage watch)
         self.release_keys: dict[tuple[str, str], str] = {}
         self._drift_checked: dict[str, float] = {}
         self._owner_checked: dict[tuple[str, int], str | None] = {}
         self._stamped: dict[str, set[ownership.ObjectRef]] = {}
+        self._chart_news: dict[str, str] = {}  # ChartFetched=True to write with the next record
 
     # ------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result:
@@ -132,21 +153,115 @@ class Reconciler:
             hr = parse(obj, default_git_ref=self.default_git_ref)
         except InvalidSpec as e:
             return await self._invalid(ref, obj, e)
-        self.references[key] = referenced_objects(hr)
-        if hr.chart.kind.value == "git":
-            self.git_releases[key] = hr
-        else:
-            self.git_releases.pop(key, None)
+        self._index(hr)
+        hold = precondition(hr, *self._dependencies(hr))
+        if hold is not None:
+            return await self._hold(hr, obj, hold)
+        hr = await self._release_holds(hr, obj)
+        requests = hr.requests
+        if requests.reset and requests.reset != hr.status.get("lastHandledResetAt"):
+            hr = await self._note(hr, obj, Note(fields={"failures": 0, "rollbackCount": 0,
+                                                        "lastHandledResetAt": requests.reset}))
+            log.info("%s: failure and rollback counters reset (reconcile.fluxcd.io/resetAt)", key)
+        manual = bool(requests.reconcile) and requests.reconcile != hr.status.get("lastHandledReconcileAt")
+        force = bool(requests.force) and requests.force != hr.status.get("lastHandledForceAt")
         fingerprint = self._fingerprint(hr)
-        if fingerprint is not None and self.settled.get(key) == fingerprint:
-            if self._drift_check_due(key):
+        if not (manual or force) and fingerprint is not None and self.settled.get(key) == fingerprint:
+            if self._drift_check_due(hr):
                 return await self._check_drift(hr, obj)
             return DONE
         self.settled.pop(key, None)
         prepared = await self._inputs(hr, obj)
         if isinstance(prepared, Result):
             return prepared
-        return await self._converge(*prepared)
+        hr, result = await self._converge(*prepared, manual=manual, force=force)
+        news = self._chart_news.pop(key, None)
+        if news is not None:
+            hr = await self._note(hr, self.store.get(key) or obj, Note(conditions=(
+                (ConditionType.CHART_FETCHED, "True", Phase.CHART_FETCHED.value, news),)))
+        handled = {}
+        if manual:
+            handled["lastHandledReconcileAt"] = requests.reconcile
+        if force:
+            handled["lastHandledForceAt"] = requests.force
+        if handled:
+            await self._note(hr, self.store.get(key) or obj, Note(fields=handled))
+        return result
+
+    def _index(self, hr: HelmRelease) -> None:
+        """What the watches and the Git poller need to find this HelmRelease."""
+        self.references[hr.key] = referenced_objects(hr)
+        if hr.chart.kind.value == "git":
+            self.git_releases[hr.key] = hr
+        else:
+            self.git_releases.pop(hr.key, None)
+        for dependency in hr.controls.depends_on:
+            self.dependants.setdefault(dependency.key, set()).add(hr.key)
+
+    def _dependencies(self, hr: HelmRelease) -> tuple[list[str], list[str] | None]:
+        """Which dependencies are not Ready (from the watch cache), and a dependency cycle, if any."""
+        waiting = []
+        for dependency in hr.controls.depends_on:
+            obj = self.store.get(dependency.key)
+            if obj is None:
+                waiting.append(f"HelmRelease {dependency.key} not found")
+                continue
+            ready, why = ready_for_generation(obj)
+            if not ready:
+                waiting.append(f"{dependency.key} is not Ready ({why})")
+        return waiting, self._cycle(hr) if hr.controls.depends_on else None
+
+    def _cycle(self, hr: HelmRelease) -> list[str] | None:
+        """The dependency chain from `hr` back to itself, if there is one."""
+        def deps(key: str) -> list[str]:
+            obj = self.store.get(key) or {}
+            namespace = key.partition("/")[0]
+            out = []
+            for item in (obj.get("spec") or {}).get("dependsOn") or []:
+                if isinstance(item, dict) and item.get("name"):
+                    out.append(f"{item.get('namespace') or namespace}/{item['name']}")
+            return out
+
+        stack: list[tuple[str, list[str]]] = [(d.key, [hr.key, d.key]) for d in hr.controls.depends_on]
+        seen: set[str] = set()
+        while stack:
+            key, path = stack.pop()
+            if key == hr.key:
+                return path
+            if key in seen:
+                continue
+            seen.add(key)
+            stack.extend((d, path + [d]) for d in deps(key))
+        return None
+
+    async def _hold(self, hr: HelmRelease, obj: dict[str, Any], d: Decision) -> Result:
+        """Suspended or waiting for dependencies: say so, act on nothing."""
+        self.settled.pop(hr.key, None)
+        if d.state is State.SUSPENDED:
+            if get_condition(hr.status.get("conditions"), SUSPENDED) is None:
+                log.info("%s: %s", hr.key, d.reason)
+            await self._note(hr, obj, Note(conditions=((SUSPENDED, "True", "Suspended", d.reason),),
+                                           fields={"observedGeneration": hr.generation}))
+            return DONE
+        log.info("%s: %s: %s", hr.key, d.state.value, d.reason)
+        await self._note(hr, obj, Note(conditions=((ConditionType.READY, "False", d.state.value, d.reason),),
+                                       fields={"observedGeneration": hr.generation}))
+        return DONE  # a dependency becoming Ready enqueues this one (watching.HelmReleaseEvents)
+
+    async def _release_holds(self, hr: HelmRelease, obj: dict[str, Any]) -> HelmRelease:
+        """Resumed, or its dependencies are Ready: clear what said it was held."""
+        conditions = hr.status.get("conditions")
+        ready = get_condition(conditions, ConditionType.READY) or {}
+        if get_condition(conditions, SUSPENDED) is not None:
+            log.info("%s: resumed", hr.key)
+            hr = await self._note(hr, obj, Note(remove=(SUSPENDED,)))
+        if ready.get("reason") == State.WAITING.value:
+            hr = await self._note(hr, obj, Note(conditions=(
+                (ConditionType.READY, "Unknown", "DependenciesReady", "dependencies are Ready"),)))
+        return hr
+
+    async def _note(self, hr: HelmRelease, obj: dict[str, Any], note: Note) -> HelmRelease:
+        return dataclasses.replace(hr, status=await self.recorder.note(hr, obj, note))
 
     # ---- observe: inputs ------------------------------------------------
     def _fingerprint(self, hr: HelmRelease) -> tuple[Any, ...] | None:
@@ -168,8 +283,7 @@ class Reconciler:
             return await self._failed_before_helm(hr, obj, Outcome(Phase.CHART_FETCH_FAILED, str(e)))
         chart_cond = get_condition(hr.status.get("conditions"), ConditionType.CHART_FETCHED)
         if not chart_cond or chart_cond.get("status") != "True":
-            hr = await self._record(hr, obj, Outcome(Phase.CHART_FETCHED, f"chart fetched: {hr.chart}",
-                                                     event=False))
+            self._chart_news[hr.key] = f"chart fetched: {hr.chart}"  # written with the next record
         try:
             values = await compose_values(self.kube, hr, chart.path)
         except (ValuesError, KubeError) as e:
@@ -227,31 +341,32 @@ class Reconciler:
         if cache_key not in self._owner_checked:
             record = await self.storage.record(hr.target_namespace, newest, with_manifest=True)
             objects = ownership.manifest_objects(record.manifest, hr.target_namespace) if record else []
-            self._owner_checked[cache_key] = await ownership.foreign_owner(self.kube, objects, hr.antecedent)
+            self._owner_checked[cache_key] = await ownership.foreign_owner(self.cluster, objects, hr.antecedent)
         return self._owner_checked[cache_key]
 
     # ---- decide and act, until settled -----------------------------------
-    async def _converge(self, hr: HelmRelease, inputs: _Inputs, repair: bool = False) -> Result:
+    async def _converge(self, hr: HelmRelease, inputs: _Inputs, manual: bool = False,
+                        force: bool = False) -> tuple[HelmRelease, Result]:
         fresh = False
         acted: list[str] = []
         for _ in range(MAX_STEPS):
-            facts = await self._facts(hr, inputs.desired)
+            facts = dataclasses.replace(await self._facts(hr, inputs.desired), manual=manual, force=force)
             decision = determine(hr, facts)
-            if repair and decision.state is State.IN_SYNC:
-                decision = Decision(State.OUT_OF_SYNC, Action.UPGRADE, "objects changed by hand: re-apply them")
-            if decision.action is not Action.NONE and not fresh:
-                await self._refresh(hr)  # act only on what the API server says now
+            if decision.remediation and not fresh:
+                # Undo nothing on a cache a moment behind: read the API server first.
+                # (Install and upgrade need not: helm itself starts from what is there.)
+                await self._refresh(hr)
                 fresh = True
                 continue
             log.info("%s: %s: %s", hr.key, decision.state.value, decision.reason)
             if decision.action is Action.NONE:
                 return await self._settle(hr, inputs, facts, decision, acted)
-            hr, ok = await self._act(hr, inputs, facts, decision, repair)
-            repair = False
+            hr, ok = await self._act(hr, inputs, facts, decision)
+            manual = force = False  # each request acts once
             acted.append(decision.action.value)
             if not ok and decision.remediation:
                 break  # a remediation that fails is retried with backoff, not at once
-        return Result(retry_delay(int(hr.status.get("failures") or 1)))
+        return hr, Result(retry_delay(int(hr.status.get("failures") or 1)))
 
     async def _refresh(self, hr: HelmReleaseRef) -> None:
         try:
@@ -260,7 +375,7 @@ class Reconciler:
             log.warning("%s: reading release storage failed: %s", hr.key, e)
 
     async def _settle(self, hr: HelmRelease, inputs: _Inputs, facts: Facts, d: Decision,
-                      acted: list[str]) -> Result:
+                      acted: list[str]) -> tuple[HelmRelease, Result]:
         obj = self.store.get(hr.key) or {}
         newest = facts.newest
         st = hr.status
@@ -268,10 +383,10 @@ class Reconciler:
         if d.state is State.UNOWNED:
             if not (current and st.get("phase") == Phase.FAILED.value
                     and (get_condition(st.get("conditions"), ConditionType.READY) or {}).get("message") == d.reason):
-                await self._record(hr, obj, Outcome(Phase.FAILED, d.reason))
-            return DONE
+                hr = await self._record(hr, obj, Outcome(Phase.FAILED, d.reason))
+            return hr, DONE
         if d.requeue_after is not None:
-            return Result(d.requeue_after, backoff=d.retry)  # the last failure stays on the object meanwhile
+            return hr, Result(d.requeue_after, backoff=d.retry)  # the last failure stays on the object meanwhile
         if d.state is State.IN_SYNC:
             ready = get_condition(st.get("conditions"), ConditionType.READY) or {}
             if not current or st.get("phase") != Phase.SUCCEEDED.value or ready.get("status") != "True":
@@ -293,14 +408,14 @@ class Reconciler:
             if fingerprint is not None:
                 self.settled[hr.key] = fingerprint
             self._drift_checked.setdefault(hr.key, time.monotonic())
-        return DONE
+        return hr, DONE
 
     async def _act(self, hr: HelmRelease, inputs: _Inputs, facts: Facts, d: Decision,
-                   repair: bool) -> tuple[HelmRelease, bool]:
+                   ) -> tuple[HelmRelease, bool]:
         """Run one action and record its result; returns the HelmRelease as recorded and success."""
         obj = self.store.get(hr.key) or {}
         if d.action in (Action.INSTALL, Action.UPGRADE):
-            return await self._deploy(hr, obj, inputs, facts, d.action is Action.INSTALL, repair)
+            return await self._deploy(hr, obj, inputs, facts, d.action is Action.INSTALL)
         if d.action is Action.TEST:
             return await self._test(hr, obj, inputs, facts)
         if d.action is Action.ROLLBACK:
@@ -317,7 +432,10 @@ class Reconciler:
         if d.action is Action.UNINSTALL:
             result = await uninstall(self.helm, self.metrics, hr.release_name, hr.target_namespace, hr.timeout)
             self._log_result(hr, "uninstall", result)
-            await self._refresh(hr)
+            if result.ok:
+                self.storage.forget(hr.target_namespace, hr.release_name)
+            else:
+                await self._refresh(hr)
             self._stamped.pop(hr.key, None)
             if not result.ok:
                 hr = await self._record(hr, obj, Outcome(Phase.FAILED, f"helm uninstall failed: {result.message}"))
@@ -325,7 +443,7 @@ class Reconciler:
         return hr, True
 
     async def _deploy(self, hr: HelmRelease, obj: dict[str, Any], inputs: _Inputs, facts: Facts,
-                      install: bool, repair: bool) -> tuple[HelmRelease, bool]:
+                      install: bool) -> tuple[HelmRelease, bool]:
         verb = "install" if install else "upgrade"
         newest = facts.newest
         hr = await self._record(hr, obj, Outcome(
@@ -333,10 +451,17 @@ class Reconciler:
             f"running helm {verb} of {hr.release_name} ({hr.chart})",
             attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False))
         req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
-                            (newest.revision if newest else 0) + 1, install, repair)
+                            (newest.revision if newest else 0) + 1, install)
         result = await deploy(self.helm, self.metrics, req)
         self._log_result(hr, verb, result)
-        await self._refresh(hr)
+        if result.ok and result.record is not None and result.record.revision == req.next_revision:
+            self.storage.observed(hr.target_namespace, hr.release_name, RevisionMeta(
+                revision=result.record.revision, status=result.record.status,
+                attempt_revision=req.next_revision, attempt_digest=inputs.desired[:MAX_DIGEST_IN_LABEL],
+                owner=owner_label(hr.namespace, hr.name),
+                secret=secret_name(hr.release_name, result.record.revision)))
+        else:
+            await self._refresh(hr)  # what did the failed call leave? (or our cache was behind)
         if not result.ok:
             after = self.storage.revisions(hr.target_namespace, hr.release_name)
             made = after[0] if after and (newest is None or after[0].revision > newest.revision) else None
@@ -353,7 +478,7 @@ class Reconciler:
                                                        snapshot=snapshot)), False
         record = result.record
         assert record is not None
-        await self._stamp(hr, record.manifest, fresh=install or repair)
+        await self._stamp(hr, record.manifest, fresh=install)
         snapshot = Snapshot.of(record, verb, inputs.desired)
         if hr.test.enable:
             hr = await self._record(hr, obj, Outcome(
@@ -375,7 +500,6 @@ class Reconciler:
                                                  event=False))
         result = await run_tests(self.helm, self.metrics, hr)
         self._log_result(hr, "test", result)
-        await self._refresh(hr)
         last = head(hr.status)
         action = last.action if last and last.revision == newest.revision else "upgrade"
         snapshot = Snapshot(revision=newest.revision, action=action, status=newest.status,
@@ -426,6 +550,9 @@ class Reconciler:
 
     # ---- record ------------------------------------------------------------
     async def _record(self, hr: HelmRelease, obj: dict[str, Any], outcome: Outcome) -> HelmRelease:
+        news = self._chart_news.pop(hr.key, None)
+        if news is not None:
+            outcome = dataclasses.replace(outcome, chart_fetched=news)
         status = await self.recorder.record(hr, obj, outcome, max_history=hr.max_history)
         return dataclasses.replace(hr, status=status)
 
@@ -445,21 +572,24 @@ class Reconciler:
         done = set() if fresh else self._stamped.get(hr.key, set())
         todo = [o for o in objects if o not in done]
         if todo:
-            await ownership.stamp(self.kube, todo, hr.antecedent)
+            await ownership.stamp(self.cluster, todo, hr.antecedent)
         self._stamped[hr.key] = set(objects)
 
     # ---- drift ---------------------------------------------------------------
-    def _drift_check_due(self, key: str) -> bool:
-        if self.drift is None or self.drift_interval <= 0:
+    def _drift_mode(self, hr: HelmRelease) -> DriftMode:
+        return hr.controls.drift.mode or self.default_drift_mode
+
+    def _drift_check_due(self, hr: HelmRelease) -> bool:
+        if self.drift is None or self.drift_interval <= 0 or self._drift_mode(hr) is DriftMode.DISABLED:
             return False
-        last = self._drift_checked.get(key)
+        last = self._drift_checked.get(hr.key)
         if last is None:
-            self._drift_checked[key] = time.monotonic()
+            self._drift_checked[hr.key] = time.monotonic()
             return False
         return time.monotonic() - last >= self.drift_interval
 
     async def _check_drift(self, hr: HelmRelease, obj: dict[str, Any]) -> Result:
-        """Compare the live objects with the release's manifest; re-apply when changed by hand."""
+        """Compare the live objects with the release's manifest; warn, or re-apply, as the mode says."""
         assert self.drift is not None
         self._drift_checked[hr.key] = time.monotonic()
         revisions = self.storage.revisions(hr.target_namespace, hr.release_name)
@@ -469,22 +599,41 @@ class Reconciler:
             record = await self.storage.record(hr.target_namespace, revisions[0], with_manifest=True)
             if record is None:
                 return DONE
-            drifted = await self.drift.drift(record.manifest, hr.release_name, hr.target_namespace)
+            found = await self.drift.drift(record.manifest, hr.release_name, hr.target_namespace)
         except KubeError as e:
             log.warning("%s: drift check failed: %s", hr.key, e)
             return DONE
+        drifted = relevant(found, hr.controls.drift.ignore)
+        was = (get_condition(hr.status.get("conditions"), DRIFTED) or {}).get("status")
         if not drifted:
             log.debug("%s: drift check: live objects match revision %d", hr.key, revisions[0].revision)
+            if was == "True":
+                await self._note(hr, obj, Note(conditions=((DRIFTED, "False", "NoDrift",
+                                                            "live objects match the release"),)))
             return DONE
-        log.warning("%s: objects changed outside Git, restoring: %s", hr.key, "; ".join(drifted))
-        await self.kube.emit_event(obj, "Normal", REASON_SYNCED,
-                                   "restoring objects changed by hand: " + "; ".join(drifted)[:800])
-        self.settled.pop(hr.key, None)
-        self._stamped.pop(hr.key, None)
-        prepared = await self._inputs(hr, obj)
-        if isinstance(prepared, Result):
-            return prepared
-        return await self._converge(*prepared, repair=True)
+        summary = "; ".join(str(d) for d in drifted)[:800]
+        mode = self._drift_mode(hr)
+        log.warning("%s: objects changed outside Git (drift %s): %s", hr.key, mode.value, summary)
+        if mode is not DriftMode.ENABLED:
+            await self._note(hr, obj, Note(
+                conditions=((DRIFTED, "True", "DriftDetected", summary),),
+                event=("Warning", "DriftDetected",
+                       f"objects changed by hand, not put back (driftDetection.mode: warn): {summary}")))
+            return DONE
+        ignore = hr.controls.drift.ignore
+        failed = await self.drift.correct(drifted, {i: ignored_paths(d, ignore) for i, d in enumerate(drifted)})
+        if failed:
+            message = f"objects changed by hand could not all be put back: {'; '.join(failed)[:600]}"
+            await self._note(hr, obj, Note(conditions=((DRIFTED, "True", "DriftCorrectionFailed", message),),
+                                           event=("Warning", "DriftCorrectionFailed", message)))
+            return Result(retry_delay(1), backoff=False)
+        recreated = [ownership.ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted if d.missing]
+        if recreated:
+            await ownership.stamp(self.cluster, recreated, hr.antecedent)
+        await self._note(hr, obj, Note(
+            conditions=((DRIFTED, "False", "DriftCorrected", f"put back: {summary}"),),
+            event=("Normal", REASON_SYNCED, f"restoring objects changed by hand: {summary}")))
+        return DONE
 
     # ---- finalizer and delete --------------------------------------------------
     async def _add_finalizer(self, ref: HelmReleaseRef) -> dict[str, Any]:
@@ -502,7 +651,13 @@ class Reconciler:
         except KubeError as e:
             log.warning("%s: reading release before uninstall failed: %s", ref.key, e)
             return Result(retry_delay(1))
-        if revisions:
+        suspended = (obj.get("spec") or {}).get("suspend") is True
+        if revisions and suspended:
+            log.warning("%s: deleted while suspended: leaving release %s installed", ref.key, ref.release_name)
+            await self.kube.emit_event(obj, "Normal", "ReleaseLeftInstalled",
+                                       f"deleted while suspended (spec.suspend): release {ref.release_name} "
+                                       "is left installed")
+        elif revisions:
             owner = await self._foreign_owner(ref, revisions[0])
             if owner:
                 log.warning("%s: deleted, but release %s belongs to %s: leaving it", ref.key,
@@ -545,6 +700,8 @@ class Reconciler:
                 del self.release_keys[release]
         for cache_key in [k for k in self._owner_checked if k[0] == key]:
             del self._owner_checked[cache_key]
+        for dependants in self.dependants.values():
+            dependants.discard(key)
 
 
 def _last_failure_at(status: dict[str, Any]) -> float | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from helm_operator.api.conditions import ConditionStatus, now_rfc3339, remove_condition, set_condition
@@ -79,6 +79,7 @@ class Outcome:
     rolled_back: bool = False             # a rollback of a failed configuration completed
     counts_as_failure: bool | None = None # default: the phase is a failure phase
     event: bool = True                    # emit an event (final outcomes only)
+    chart_fetched: str | None = None      # also set ChartFetched=True with this message
 
     @property
     def failed(self) -> bool:
@@ -91,6 +92,9 @@ def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: 
     status = dict(old)
     conditions = list(status.get("conditions") or [])
     phase, message = outcome.phase, outcome.message
+    if outcome.chart_fetched is not None:
+        conditions = set_condition(conditions, C.CHART_FETCHED, T, Phase.CHART_FETCHED.value,
+                                   outcome.chart_fetched, now)
     for ctype, value in _PHASE_CONDITIONS[phase]:
         conditions = set_condition(conditions, ctype, value, phase.value, message, now)
     if phase in IN_PROGRESS:
@@ -131,6 +135,41 @@ def next_status(old: dict[str, Any], hr: HelmReleaseRef, outcome: Outcome, now: 
     return status
 
 
+@dataclass(frozen=True)
+class Note:
+    """A status change that is not an attempt's outcome: a condition that
+    holds the release (Suspended, DependencyNotReady, Drifted), a request
+    handled (lastHandled*At), counters reset."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    conditions: tuple[tuple[str, ConditionStatus, str, str], ...] = ()  # (type, status, reason, message)
+    remove: tuple[str, ...] = ()
+    event: tuple[str, str, str] | None = None  # (type, reason, message), emitted when the status changed
+
+
+def noted_status(old: dict[str, Any], note: Note, now: str) -> dict[str, Any]:
+    """The status with `note` applied. Pure."""
+    status = dict(old)
+    status.update(note.fields)
+    conditions = list(status.get("conditions") or [])
+    for ctype, value, reason, message in note.conditions:
+        conditions = set_condition(conditions, ctype, value, reason, message, now)
+    for ctype in note.remove:
+        conditions = remove_condition(conditions, ctype)
+    status["conditions"] = conditions
+    return status
+
+
+def _same_except_times(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal but for conditions' lastUpdateTime (a repeated note writes nothing)."""
+    def strip(st: dict[str, Any]) -> dict[str, Any]:
+        out = dict(st)
+        out["conditions"] = [{k: v for k, v in c.items() if k != "lastUpdateTime"}
+                             for c in st.get("conditions") or []]
+        return out
+    return strip(a) == strip(b)
+
+
 class Recorder:
     """Writes status, events and metrics for HelmReleases."""
 
@@ -160,4 +199,22 @@ class Recorder:
                 obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
                 f"{outcome.phase.value}: {outcome.message}",
             )
+        return status
+
+    async def note(self, hr: HelmReleaseRef, obj: dict[str, Any], note: Note) -> dict[str, Any]:
+        """Apply `note` to the status when it changes anything; return the status."""
+        status = noted_status(hr.status, note, now_rfc3339())
+        if _same_except_times(status, hr.status):
+            return hr.status
+        try:
+            stored = await self.kube.patch_helmrelease_status(hr.namespace, hr.name, status)
+            if self._on_stored is not None and isinstance(stored, dict):
+                self._on_stored(stored)
+        except KubeError as e:
+            log.warning("%s: could not record status: %s", hr.key, e)
+        for cond in status.get("conditions", []):
+            if cond.get("type") in (C.READY, C.RELEASED):
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+        if note.event is not None:
+            await self.kube.emit_event(obj, *note.event)
         return status

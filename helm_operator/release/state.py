@@ -57,6 +57,8 @@ def retry_delay(failures: int) -> float:
 
 
 class State(StrEnum):
+    SUSPENDED = "Suspended"          # spec.suspend: no action of any kind
+    WAITING = "DependencyNotReady"   # spec.dependsOn: a dependency is not Ready yet
     UNOWNED = "Unowned"              # the release belongs to another HelmRelease: leave it
     ABSENT = "Absent"                # no release: install
     PENDING = "Pending"              # pending-* left by an interrupted helm: recover
@@ -94,6 +96,8 @@ class Facts:
     head: Snapshot | None = None                   # status.history[0]
     rollback_count: int = 0
     now: float = 0.0
+    manual: bool = False                           # reconcile.fluxcd.io/requestedAt: retry now, no backoff
+    force: bool = False                            # reconcile.fluxcd.io/forceAt: one upgrade, whatever the state
 
     @property
     def newest(self) -> RevisionMeta | None:
@@ -139,7 +143,7 @@ def _is_retry(f: Facts) -> bool:
 
 def _gate(d: Decision, f: Facts) -> Decision:
     """Hold a retry until its backoff has passed; everything else goes now."""
-    if not d.retry or f.last_failure_at is None:
+    if not d.retry or f.last_failure_at is None or f.manual:
         return d
     due = f.last_failure_at + retry_delay(f.failures)
     if f.now >= due:
@@ -158,8 +162,36 @@ def may_retry_after_rollback(hr: HelmRelease, rollback_count: int) -> bool:
     return hr.rollback.max_retries == 0 or rollback_count <= hr.rollback.max_retries
 
 
+def precondition(hr: HelmRelease, dependencies: list[str], cycle: list[str] | None = None) -> Decision | None:
+    """What holds `hr` before anything is fetched: suspension, then its dependencies.
+
+    `dependencies` says, one line each, which dependencies are not Ready
+    (for their current generation); `cycle` is the chain that leads back to
+    `hr`, if its dependencies loop.
+    """
+    if hr.controls.suspend:
+        return Decision(State.SUSPENDED, Action.NONE,
+                        "suspended (spec.suspend): no install, upgrade, rollback, drift repair or automation "
+                        "until it is resumed", settled=True)
+    if cycle:
+        return Decision(State.WAITING, Action.NONE,
+                        f"dependency cycle: {' -> '.join(cycle)}; remove one of the dependsOn entries")
+    if dependencies:
+        return Decision(State.WAITING, Action.NONE, "waiting for dependencies: " + "; ".join(dependencies))
+    return None
+
+
 def determine(hr: HelmRelease, f: Facts) -> Decision:
     """The next action for `hr`, from the facts alone."""
+    d = _determine(hr, f)
+    if f.force and d.action is Action.NONE and d.state not in (State.UNOWNED, State.PENDING):
+        action = Action.INSTALL if d.state is State.ABSENT else Action.UPGRADE
+        return Decision(d.state, action, f"forced by reconcile.fluxcd.io/forceAt ({d.state.value}: one "
+                                         f"{action.value} whatever the state)")
+    return d
+
+
+def _determine(hr: HelmRelease, f: Facts) -> Decision:
     if f.foreign_owner:
         return Decision(State.UNOWNED, Action.NONE,
                         f"release {hr.release_name} appears to be managed by {f.foreign_owner}; "

@@ -138,7 +138,8 @@ def test_objects_changed_by_hand_are_restored_and_clean_releases_are_left_alone(
     try:
         ns = new_namespace(cluster)
         apply(cluster, ns, helmrelease("web", {"chart": hello_chart(chart_repo.url),
-                                               "values": {"message": "from-git", "replicaCount": 2}}))
+                                               "values": {"message": "from-git", "replicaCount": 2},
+                                               "driftDetection": {"mode": "enabled"}}))
         wait_phase(cluster, ns, "web", "Succeeded")
         clean = f"{ns}/web: drift check: live objects match"
         eventually(lambda: op.log_text().count(clean) >= 3, timeout=30, what="three drift checks")

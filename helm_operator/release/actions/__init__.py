@@ -5,7 +5,7 @@ records the `ActionResult` (in `record`), then observes the cluster again.
 Actions decide nothing: which revision to roll back to, whether to wait or
 to force, all come in as arguments. Errors become results, never raise.
 
-    deploy      helm upgrade --install (install and upgrade, drift repair)
+    deploy      helm upgrade --install (install and upgrade)
     test        helm test
     rollback    helm rollback to a named revision (remediation)
     uninstall   helm uninstall (remediation of a failed install, deletion)

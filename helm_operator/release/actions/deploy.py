@@ -28,7 +28,6 @@ class DeployRequest:
     desired: str               # configuration digest
     next_revision: int         # the revision helm will make (newest + 1)
     install: bool
-    repair: bool = False       # take back fields changed by hand (--force-conflicts)
 
 
 def options(req: DeployRequest) -> UpgradeOptions:
@@ -37,7 +36,7 @@ def options(req: DeployRequest) -> UpgradeOptions:
         timeout_seconds=hr.timeout, wait=hr.wait, force=hr.force_upgrade and not req.install,
         reset_values=hr.reset_values is not False, skip_crds=hr.skip_crds,
         max_history=hr.max_history, disable_openapi_validation=hr.disable_openapi_validation,
-        description=describe_digest(req.desired), force_conflicts=req.repair,
+        description=describe_digest(req.desired),
         labels={ATTEMPT_LABEL: attempt_label(req.next_revision, req.desired),
                 OWNER_LABEL: owner_label(hr.namespace, hr.name)},
     )
