@@ -161,8 +161,9 @@ class Operator:
             return
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after, backoff=result.backoff)
-            log.info("%s: next attempt in %.0fs", key, result.requeue_after)
-        else:
+            if result.backoff:
+                log.info("%s: next attempt in %.0fs", key, result.requeue_after)
+        if not result.backoff or result.requeue_after is None:
             self.queue.forget(key)
         self.metrics.set_queue_length(len(self.queue))
         self.metrics.set_release_count(len(self.store))

@@ -66,6 +66,7 @@ from helm_operator.release.state import (
 )
 from helm_operator.release.values import ValuesError, compose_values, referenced_objects
 from helm_operator.runtime.metrics import Metrics
+from helm_operator.runtime.queueing import jittered
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,9 @@ class Reconciler:
         fingerprint = self._fingerprint(hr)
         if not (manual or force) and fingerprint is not None and self.settled.get(key) == fingerprint:
             if self._drift_check_due(hr):
-                return await self._check_drift(hr, obj)
-            return DONE
+                result = await self._check_drift(hr, obj)
+                return result if result.retry else self._next_drift_check(hr)
+            return self._next_drift_check(hr)
         self.settled.pop(key, None)
         prepared = await self._inputs(hr, obj)
         if isinstance(prepared, Result):
@@ -408,6 +410,7 @@ class Reconciler:
             if fingerprint is not None:
                 self.settled[hr.key] = fingerprint
             self._drift_checked.setdefault(hr.key, time.monotonic())
+            return hr, self._next_drift_check(hr)
         return hr, DONE
 
     async def _act(self, hr: HelmRelease, inputs: _Inputs, facts: Facts, d: Decision,
@@ -578,6 +581,14 @@ class Reconciler:
     # ---- drift ---------------------------------------------------------------
     def _drift_mode(self, hr: HelmRelease) -> DriftMode:
         return hr.controls.drift.mode or self.default_drift_mode
+
+    def _next_drift_check(self, hr: HelmRelease) -> Result:
+        """Come back when this release's next drift check is due (its own timer, not the resync's)."""
+        if self.drift is None or self.drift_interval <= 0 or self._drift_mode(hr) is DriftMode.DISABLED:
+            return DONE
+        last = self._drift_checked.setdefault(hr.key, time.monotonic())
+        wait = max(0.1, last + self.drift_interval - time.monotonic())
+        return Result(jittered(wait, 0.1), backoff=False)
 
     def _drift_check_due(self, hr: HelmRelease) -> bool:
         if self.drift is None or self.drift_interval <= 0 or self._drift_mode(hr) is DriftMode.DISABLED:
