@@ -355,9 +355,7 @@ SCENARIOS = [
              calls=("rollback 1",), phase="RolledBack", ready=("False", "RolledBack"), released="False",
              failures=1, rollback_count=1,
              revisions=((1, "superseded"), (2, "superseded"), (3, "pending-rollback"), (4, "deployed")),
-             then=(AGAIN, Then((advance(3600),))),
-             xfail="recovery of pending-rollback targets the newest deployed revision before it (2, the "
-                   "revision whose tests failed) instead of the rollback's target (1)"),
+             then=(AGAIN, Then((advance(3600),)))),
     Scenario("chart fetch failure: no helm call, retried",
              when=(apply(BASE), chart_fetch_fails("helm repository https://charts.example.com/ returned 503")),
              phase="ChartFetchFailed", ready=("False", "ChartFetchFailed"), released="False", message="503",
