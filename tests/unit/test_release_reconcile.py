@@ -307,15 +307,11 @@ SCENARIOS = [
              when=(apply(TEST), fail("test", fh.TEST_FAILED)), calls=("install", "test", "uninstall"),
              phase="TestFailed", ready=("False", "TestFailed"), released="False", message="pod apps-web-test failed",
              failures=1, revisions=(), requeue_after=5.0,
-             then=(AGAIN, Then((advance(5),), ("install", "test"), "Succeeded")),
-             xfail="the reinstall reuses revision 1 and status.history merges it with the failed-test entry "
-                   "of the uninstalled revision 1: it is uninstalled again, install/uninstall until MAX_STEPS"),
+             then=(AGAIN, Then((advance(5),), ("install", "test"), "Succeeded"))),
     Scenario("hand uninstall of a tested release: installed and tested again",
              given=(settled(TEST),), when=(hand_uninstall(),), calls=("install", "test"),
              revisions=((1, "deployed"),), history=((1, "install"),),
-             extra=lambda w: w.status["history"][0].get("testResult") == "passed" or pytest.fail(w.status),
-             xfail="the reinstalled revision 1 inherits testResult 'passed' from the uninstalled revision 1 "
-                   "in status.history: its tests never run"),
+             extra=lambda w: w.status["history"][0].get("testResult") == "passed" or pytest.fail(w.status)),
     Scenario("test failure after upgrade, rollback enabled: rolled back",
              given=(settled(TEST_ROLLBACK),), when=(apply(spec(TEST_ROLLBACK, CHANGED)), fail("test", fh.TEST_FAILED)),
              calls=("upgrade", "test", "rollback 1"), phase="RolledBack", ready=("False", "RolledBack"),

@@ -136,3 +136,10 @@ def test_the_old_status_is_not_mutated() -> None:
     kept = copy.deepcopy(old)
     run((SUCCEEDED, T2), status=old)
     assert old == kept
+
+
+def test_a_reinstall_that_reuses_the_revision_number_keeps_nothing_of_the_old_revision() -> None:
+    old = Snapshot(1, "install", "d1", "deployed", "podinfo", "6.0.0", "6.0.0", "failed", "t0", "t0")
+    new = Snapshot(1, "install", "d1", "deployed", "podinfo", "6.0.0", "6.0.0", None, "t9", "t9")
+    st = run((Outcome(Phase.TEST_FAILED, "x", snapshot=old), T0), (Outcome(Phase.DEPLOYED, "y", snapshot=new), T1))
+    assert [(h["revision"], h["lastDeployed"], h.get("testResult")) for h in st["history"]] == [(1, "t9", None)]
