@@ -14,21 +14,22 @@ Time is a fake clock: nothing sleeps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helm_operator.api.constants import ANTECEDENT_ANNOTATION
-from helm_operator.helm.storage import ATTEMPT_LABEL, OWNER_LABEL, attempt_label, owner_label
-from helm_operator.helm.storage import revision_meta as _revision_meta
 from helm_operator.helm import UpgradeOptions
+from helm_operator.helm.storage import ATTEMPT_LABEL, OWNER_LABEL, attempt_label, owner_label, revision_meta
 from helm_operator.kube import ObjectRef
 from helm_operator.release.state import DIGEST_PREFIX
 from tests.unit.fakes_release import helm as fh
 from tests.unit.fakes_release.helm import Failure, OperatorKilled
-from tests.unit.fakes_release.storage import secret_name
+from tests.unit.fakes_release.storage import decode_stored, secret_name
 from tests.unit.fakes_release.world import KEY, NAMESPACE, RELEASE, World
 
 Step = Callable[[World], Awaitable[None]]
@@ -209,6 +210,25 @@ def stamped(w: World) -> None:
         "apps:helmrelease/web"}
 
 
+def enqueued_once(w: World) -> None:
+    """The ConfigMap watch queued the HelmRelease reading values from it."""
+    assert w.enqueued == [KEY]
+
+
+def chart_revision(revision: str) -> Callable[[World], None]:
+    def check(w: World) -> None:
+        assert (w.status["revision"], w.status["lastAttemptedRevision"]) == (revision, revision)
+    return check
+
+
+def were_tested(w: World) -> None:
+    assert w.status["history"][0].get("testResult") == "passed"
+
+
+def objects_gone(w: World) -> None:
+    assert w.kube.objects == {}
+
+
 SCENARIOS = [
     Scenario("fresh install", when=(apply(BASE),), calls=("install",),
              revisions=((1, "deployed"),), history=((1, "install"),), head_status="deployed", extra=stamped),
@@ -220,12 +240,12 @@ SCENARIOS = [
     Scenario("a valuesFrom ConfigMap changed: one upgrade",
              given=(configmap("image: {tag: v1}"), settled(FROM_CONFIGMAP)), when=(configmap("image: {tag: v2}"),),
              calls=("upgrade",), revisions=((1, "superseded"), (2, "deployed")),
-             extra=lambda w: w.enqueued.count(KEY) == 1 or pytest.fail(f"enqueued {w.enqueued}")),
+             extra=enqueued_once),
     Scenario("a new chart version: one upgrade", given=(settled(),),
              when=(apply({"chart": {"repository": "https://charts.example.com/", "name": "podinfo",
                                     "version": "6.1.0"}}),),
              calls=("upgrade",), revisions=((1, "superseded"), (2, "deployed")),
-             extra=lambda w: w.status["revision"] == "6.1.0" or pytest.fail(w.status["revision"])),
+             extra=chart_revision("6.1.0")),
     Scenario("hand uninstall: installed again", given=(settled(),), when=(hand_uninstall(),), calls=("install",),
              revisions=((1, "deployed"),), history=((1, "install"),), extra=nudged),
     Scenario("hand rollback: upgraded back to the HelmRelease's configuration",
@@ -311,7 +331,7 @@ SCENARIOS = [
     Scenario("hand uninstall of a tested release: installed and tested again",
              given=(settled(TEST),), when=(hand_uninstall(),), calls=("install", "test"),
              revisions=((1, "deployed"),), history=((1, "install"),),
-             extra=lambda w: w.status["history"][0].get("testResult") == "passed" or pytest.fail(w.status)),
+             extra=were_tested),
     Scenario("test failure after upgrade, rollback enabled: rolled back",
              given=(settled(TEST_ROLLBACK),), when=(apply(spec(TEST_ROLLBACK, CHANGED)), fail("test", fh.TEST_FAILED)),
              calls=("upgrade", "test", "rollback 1"), phase="RolledBack", ready=("False", "RolledBack"),
@@ -352,6 +372,40 @@ SCENARIOS = [
              failures=1, rollback_count=1,
              revisions=((1, "superseded"), (2, "superseded"), (3, "pending-rollback"), (4, "deployed")),
              then=(AGAIN, Then((advance(3600),)))),
+    Scenario("operator killed mid-test: the tests run again",
+             given=(settled(), apply(spec(TEST, CHANGED)), crash_during("test")), calls=("test",),
+             revisions=((1, "superseded"), (2, "deployed")), history=((2, "upgrade"), (1, "install"))),
+    Scenario("the rollback fails too: RollbackFailed, the rollback is retried after the backoff, "
+             "not the failing upgrade",
+             given=(settled(ROLLBACK),),
+             when=(apply(spec(ROLLBACK, CHANGED)), fail("upgrade", fh.TIMED_OUT), fail("rollback", fh.TIMED_OUT)),
+             calls=("upgrade", "rollback 1"), phase="RollbackFailed", ready=("False", "RollbackFailed"),
+             released="False", message="rollback failed", failures=2,
+             revisions=((1, "deployed"), (2, "superseded"), (3, "failed")), requeue_after=10.0,
+             then=(AGAIN, Then((advance(10),), ("rollback 1",), "RolledBack"), Then((advance(3600),))),
+             xfail="the newest revision is the failed rollback, labelled as a copy of revision 1, so determine "
+                   "sees 'a failed revision of another configuration' and retries the failing upgrade although "
+                   "rollback.retry is false; telling a failed rollback from a failed hand upgrade needs its "
+                   "description ('Rollback \"x\" failed: ...'), which the reconciler does not read for it"),
+    Scenario("maxHistory prunes old revisions; a rollback still finds its target",
+             given=(settled(spec(ROLLBACK, {"maxHistory": 2})), settled(spec(ROLLBACK, {"maxHistory": 2}, CHANGED))),
+             when=(apply(spec(ROLLBACK, {"maxHistory": 2}, CHANGED_AGAIN)), fail("upgrade", fh.TIMED_OUT)),
+             calls=("upgrade", "rollback 2"), phase="RolledBack", ready=("False", "RolledBack"), released="False",
+             failures=1, rollback_count=1, revisions=((2, "superseded"), (4, "deployed")),
+             history=((4, "rollback"), (3, "upgrade"))),
+    Scenario("back to the configuration a rollback restored: one upgrade",
+             given=(settled(ROLLBACK), apply(spec(ROLLBACK, CHANGED)), fail("upgrade", fh.TIMED_OUT), reconcile()),
+             when=(apply(ROLLBACK),), calls=("upgrade",),
+             revisions=((1, "superseded"), (2, "failed"), (3, "superseded"), (4, "deployed"))),
+    Scenario("render error on a fresh install: nothing to uninstall, retried after the backoff",
+             when=(apply(BASE), fail("install", fh.RENDER_FAILED)), calls=("install",),
+             phase="DeployFailed", ready=("False", "DeployFailed"), released="False",
+             message="execution error at", failures=1, requeue_after=5.0,
+             then=(AGAIN, Then((advance(5),), ("install",), "Succeeded"))),
+    Scenario("removed API version on upgrade: rejected before any revision",
+             given=(settled(ROLLBACK),), when=(apply(spec(ROLLBACK, CHANGED)), fail("upgrade", fh.REMOVED_API)),
+             calls=("upgrade",), phase="DeployFailed", ready=("False", "DeployFailed"), released="False",
+             message="no matches for kind", failures=1, revisions=((1, "deployed"),), requeue_after=5.0),
     Scenario("chart fetch failure: no helm call, retried",
              when=(apply(BASE), chart_fetch_fails("helm repository https://charts.example.com/ returned 503")),
              phase="ChartFetchFailed", ready=("False", "ChartFetchFailed"), released="False", message="503",
@@ -362,7 +416,16 @@ SCENARIOS = [
              then=(Then((configmap("replicaCount: 2"),), ("install",), "Succeeded"),)),
     Scenario("deleted: uninstalled and the finalizer removed", given=(settled(),), when=(delete(),),
              calls=("uninstall",), phase=None, ready=None, released=None, gone=True,
-             extra=lambda w: w.kube.objects == {} or pytest.fail(str(w.kube.objects))),
+             extra=objects_gone),
+    Scenario("deleted after a hand uninstall: nothing to uninstall, the finalizer removed",
+             given=(settled(), hand_uninstall()), when=(delete(),),
+             phase=None, ready=None, released=None, gone=True),
+    Scenario("deleted, helm uninstall fails: the finalizer stays, retried",
+             given=(settled(),), when=(delete(), fail("uninstall", Failure("uninstallation completed with 1 "
+                                                                           "error(s): context deadline exceeded"))),
+             calls=("uninstall",), phase="Failed", ready=("False", "Failed"), released="False",
+             message="helm uninstall failed", failures=1, revisions=((1, "deployed"),), requeue_after=5.0,
+             then=(Then(calls=("uninstall",)),)),
     Scenario("deleted while the release belongs to another HelmRelease: left alone",
              given=(installed_by(owner_label("apps", "other")), apply(BASE), reconcile()), when=(delete(),),
              phase=None, ready=None, released=None, gone=True, revisions=((1, "deployed"),)),
@@ -503,7 +566,7 @@ async def test_fakes_write_secrets_the_engine_decodes_like_helm_4(world: World) 
     # an update rewrites the labels: modifiedAt replaces createdAt
     assert set(labels) == {ATTEMPT_LABEL, OWNER_LABEL, "modifiedAt", "name", "owner", "status", "version"}
     assert labels[ATTEMPT_LABEL].startswith("1.")  # inherited from revision 1, as `helm upgrade` does
-    parsed = _revision_meta(secret["metadata"])
+    parsed = revision_meta(secret["metadata"])
     assert parsed is not None and not parsed[1].ours
     record = await world.release_storage.record(NAMESPACE, parsed[1])
     assert record is not None and (record.revision, record.status, record.description) == (
@@ -511,3 +574,8 @@ async def test_fakes_write_secrets_the_engine_decodes_like_helm_4(world: World) 
     assert "podinfo-test" not in [h.name for h in record.test_hooks] and record.test_hooks
     ref = ObjectRef("v1", "ConfigMap", RELEASE, NAMESPACE)
     assert '"replicaCount": 5' in world.kube.objects[ref]["data"]["values"]
+    real = json.loads((Path(__file__).resolve().parents[1] / "testdata" / "helm4" /
+                       "release-secret-failed-upgrade.json").read_text())
+    real_doc, fake_doc = (decode_stored(x["data"]["release"]) for x in (real, secret))
+    assert set(fake_doc) == set(real_doc) and set(fake_doc["info"]) == set(real_doc["info"])
+    assert set(fake_doc["hooks"][0]) <= set(real_doc["hooks"][0])

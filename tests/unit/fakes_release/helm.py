@@ -99,8 +99,8 @@ def render(release: str, values: dict[str, Any]) -> str:
 
 def test_hook(release: str) -> dict[str, Any]:
     return {"name": f"{release}-test", "kind": "Pod", "path": "podinfo/templates/tests/test.yaml",
-            "manifest": "", "events": ["test"], "last_run": {"started_at": "", "completed_at": "", "phase": ""},
-            "weight": 0, "delete_policies": ["before-hook-creation"]}
+            "manifest": "", "events": ["test"], "last_run": {"phase": ""},
+            "delete_policies": ["before-hook-creation"]}
 
 
 class FakeHelm:
@@ -161,11 +161,13 @@ class FakeHelm:
             raise ReleaseNotFound("test", release, "release: not found")
         rel = history[-1]
         failure = self._pop("test")
-        phase = "Failed" if failure else "Succeeded"
+        phase = "Running" if failure and failure.killed else "Failed" if failure else "Succeeded"
         stamp = self.clock.helm_time()
         rel.hooks = [{**h, "last_run": {"started_at": stamp, "completed_at": stamp, "phase": phase}}
                      if "test" in (h.get("events") or ()) else h for h in rel.hooks]
         self.storage.update(rel, self.clock.unix())
+        if failure and failure.killed:
+            self._die(failure, "test", release)
         if failure:
             raise HelmError("test", release, self._text(failure, namespace, release))
 
