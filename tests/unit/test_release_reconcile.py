@@ -15,7 +15,7 @@ Time is a fake clock: nothing sleeps.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,140 +23,41 @@ from typing import Any
 import pytest
 
 from helm_operator.api.constants import ANTECEDENT_ANNOTATION
-from helm_operator.helm import UpgradeOptions
-from helm_operator.helm.storage import ATTEMPT_LABEL, OWNER_LABEL, attempt_label, owner_label, revision_meta
+from helm_operator.helm.storage import ATTEMPT_LABEL, OWNER_LABEL, owner_label, revision_meta
 from helm_operator.kube import ObjectRef
 from helm_operator.release.state import DIGEST_PREFIX
 from tests.unit.fakes_release import helm as fh
-from tests.unit.fakes_release.helm import Failure, OperatorKilled
+from tests.unit.fakes_release.helm import Failure
+from tests.unit.fakes_release.steps import (
+    BASE,
+    CHANGED,
+    CHANGED_AGAIN,
+    FROM_CONFIGMAP,
+    ROLLBACK,
+    RETRY,
+    TEST,
+    TEST_IGNORE,
+    TEST_ROLLBACK,
+    Step,
+    advance,
+    apply,
+    chart_fetch_fails,
+    configmap,
+    crash_after,
+    crash_during,
+    delete,
+    fail,
+    hand_rollback,
+    hand_uninstall,
+    hand_upgrade,
+    installed_by,
+    made_by_older_operator,
+    reconcile,
+    settled,
+    spec,
+)
 from tests.unit.fakes_release.storage import decode_stored, secret_name
 from tests.unit.fakes_release.world import KEY, NAMESPACE, RELEASE, World
-
-Step = Callable[[World], Awaitable[None]]
-
-BASE: dict[str, Any] = {}
-CHANGED = {"values": {"replicaCount": 2}}
-CHANGED_AGAIN = {"values": {"replicaCount": 3}}
-ROLLBACK = {"rollback": {"enable": True}}
-RETRY = {"rollback": {"enable": True, "retry": True}}
-TEST = {"test": {"enable": True}}
-TEST_ROLLBACK = {"test": {"enable": True}, "rollback": {"enable": True}}
-TEST_IGNORE = {"test": {"enable": True, "ignoreFailures": True}}
-FROM_CONFIGMAP = {"valuesFrom": [{"configMapKeyRef": {"name": "web-values"}}]}
-
-
-def spec(*parts: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for p in parts:
-        out.update(p)
-    return out
-
-
-# ---- steps -----------------------------------------------------------------------------
-def settled(s: dict[str, Any] = BASE) -> Step:
-    """The operator has made the release as `s` says (reconciled until nothing is left to do)."""
-    async def step(w: World) -> None:
-        await w.settle(s)
-    return step
-
-
-def apply(s: dict[str, Any]) -> Step:
-    async def step(w: World) -> None:
-        w.apply(s)
-    return step
-
-
-def fail(verb: str, failure: Failure, times: int = 1) -> Step:
-    async def step(w: World) -> None:
-        w.helm.fail_next(verb, failure, times)
-    return step
-
-
-def reconcile() -> Step:
-    async def step(w: World) -> None:
-        await w.reconcile()
-    return step
-
-
-def crash_during(verb: str) -> Step:
-    """The operator is SIGKILLed during its next `verb` (helm dies with it), then starts again."""
-    async def step(w: World) -> None:
-        w.helm.kill_next(verb, operator_dies=True)
-        for _ in range(5):
-            try:
-                result = await w.reconcile()
-            except OperatorKilled:
-                w.restart()
-                return
-            w.clock.advance(result.requeue_after or 0)
-        raise AssertionError(f"the operator never ran helm {verb}")
-    return step
-
-
-def advance(seconds: float) -> Step:
-    async def step(w: World) -> None:
-        w.clock.advance(seconds)
-    return step
-
-
-def hand_upgrade(values: dict[str, Any]) -> Step:
-    async def step(w: World) -> None:
-        w.helm.hand_upgrade(NAMESPACE, RELEASE, values)
-    return step
-
-
-def hand_rollback(revision: int) -> Step:
-    async def step(w: World) -> None:
-        w.helm.hand_rollback(NAMESPACE, RELEASE, revision)
-    return step
-
-
-def hand_uninstall() -> Step:
-    async def step(w: World) -> None:
-        w.helm.hand_uninstall(NAMESPACE, RELEASE)
-    return step
-
-
-def installed_by(owner: str | None = None, antecedent: str | None = None) -> Step:
-    """The release exists before the HelmRelease: installed by hand (`owner` None) or by the
-    operator for another HelmRelease (its owner label), objects annotated with `antecedent`."""
-    async def step(w: World) -> None:
-        labels = {OWNER_LABEL: owner, ATTEMPT_LABEL: attempt_label(1, "c" * 64)} if owner else {}
-        w.helm._upgrade_install(RELEASE, "/charts/podinfo/6.0.0", NAMESPACE, {"replicaCount": 9},
-                                UpgradeOptions(labels=labels), None)
-        if antecedent:
-            for ref in list(w.kube.objects):
-                w.kube.objects[ref]["metadata"]["annotations"][ANTECEDENT_ANNOTATION] = antecedent
-    return step
-
-
-def made_by_older_operator() -> Step:
-    """Storage as an operator version without storage labels left it: digest in the description only."""
-    async def step(w: World) -> None:
-        for rel in w.storage.history(NAMESPACE, RELEASE):
-            rel.labels = {}
-            w.storage.update(rel, w.clock.unix())
-        w.restart()
-    return step
-
-
-def configmap(values: str) -> Step:
-    async def step(w: World) -> None:
-        w.kube.put_configmap(NAMESPACE, "web-values", {"values.yaml": values})
-    return step
-
-
-def chart_fetch_fails(message: str) -> Step:
-    async def step(w: World) -> None:
-        w.charts.fail_next(message)
-    return step
-
-
-def delete() -> Step:
-    async def step(w: World) -> None:
-        w.delete()
-    return step
-
 
 # ---- the table ------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -406,6 +307,23 @@ SCENARIOS = [
              given=(settled(ROLLBACK),), when=(apply(spec(ROLLBACK, CHANGED)), fail("upgrade", fh.REMOVED_API)),
              calls=("upgrade",), phase="DeployFailed", ready=("False", "DeployFailed"), released="False",
              message="no matches for kind", failures=1, revisions=((1, "deployed"),), requeue_after=5.0),
+    Scenario("operator killed after helm finished the upgrade: recorded, not upgraded again",
+             given=(settled(), apply(CHANGED), crash_after("upgrade")),
+             revisions=((1, "superseded"), (2, "deployed"))),
+    Scenario("operator killed after helm finished the upgrade, tests enabled: the tests run",
+             given=(settled(TEST), apply(spec(TEST, CHANGED)), crash_after("upgrade")), calls=("test",),
+             revisions=((1, "superseded"), (2, "deployed"))),
+    Scenario("operator killed after helm finished a rollback: still rolled back, the failing upgrade "
+             "is not run again (rollback.retry false)",
+             given=(settled(ROLLBACK), apply(spec(ROLLBACK, CHANGED)), fail("upgrade", fh.TIMED_OUT),
+                    crash_after("rollback")),
+             phase="RolledBack", ready=("False", "RolledBack"), released="False", failures=1,
+             revisions=((1, "superseded"), (2, "failed"), (3, "deployed")),
+             then=(AGAIN, Then((advance(3600),))),
+             xfail="status.history never got the rollback, so revision 3 reads as a hand rollback: the phase "
+                   "stays RollingBack while an upgrade waits for its backoff, then the failing upgrade runs "
+                   "again; storage alone (a copy of revision 1 right after a failed attempt of this "
+                   "configuration) could tell it"),
     Scenario("chart fetch failure: no helm call, retried",
              when=(apply(BASE), chart_fetch_fails("helm repository https://charts.example.com/ returned 503")),
              phase="ChartFetchFailed", ready=("False", "ChartFetchFailed"), released="False", message="503",
@@ -462,7 +380,7 @@ async def test_reconcile(sc: Scenario, world: World) -> None:
         assert released.get("status") == sc.released, released
         assert reconciling == {}, reconciling
         assert (st.get("failures"), st.get("rollbackCount")) == (sc.failures, sc.rollback_count)
-        assert st.get("observedGeneration") == w.obj["metadata"]["generation"]
+        assert st.get("observedGeneration") == (w.obj or {})["metadata"]["generation"]
         if sc.history is not None:
             assert [(h[0], h[1]) for h in w.history()] == list(sc.history)
         if sc.head_status is not None:
@@ -519,7 +437,7 @@ async def test_ready_keeps_the_failure_while_the_retry_runs(world: World) -> Non
         assert "context deadline exceeded" in ready["message"]
         return real(*args)
 
-    world.helm._upgrade_install = watching  # type: ignore[method-assign]
+    world.helm._upgrade_install = watching  # type: ignore[method-assign,assignment]
     world.clock.advance(5)
     await world.reconcile()
     assert seen == [("Upgrading", "False", "True")]

@@ -56,7 +56,8 @@ class Failure:
     applied: bool = True            # objects were changed before the error
     install_text: str | None = None # the text when the upgrade ran as an install
     killed: bool = False            # helm was SIGKILLed: the revision stays pending-*
-    operator_dies: bool = False     # ... and the operator with it (raises OperatorKilled)
+    operator_dies: bool = False     # ... and the operator with it (raises OperatorKilled); without
+                                    # `killed`: helm succeeds, the operator dies before it hears so
 
 
 REJECTED = Failure(texts.REJECTED_TYPE, made_revision=True, applied=False)
@@ -67,6 +68,7 @@ REMOVED_API = Failure(texts.REMOVED_API, made_revision=False, applied=False, ins
 TEST_FAILED = Failure(texts.TEST_FAILED)
 KILLED = Failure(texts.KILLED, killed=True)
 OPERATOR_KILLED = Failure(texts.KILLED, killed=True, operator_dies=True)
+OPERATOR_KILLED_AFTER = Failure(operator_dies=True)
 
 
 @dataclass
@@ -88,7 +90,7 @@ def chart_of(path: Path | str) -> tuple[str, str]:
 
 def render(release: str, values: dict[str, Any]) -> str:
     """The manifest: a ConfigMap holding the values and a Deployment (YAML as JSON lines)."""
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": release},
          "data": {"values": json.dumps(values, sort_keys=True)}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": release},
@@ -113,6 +115,7 @@ class FakeHelm:
         self.calls: list[str] = []
         self.invocations: list[Invocation] = []
         self._next: dict[str, deque[Failure]] = defaultdict(deque)
+        self._dies_after = False
 
     # ---- scripting ------------------------------------------------------------
     def fail_next(self, verb: str, failure: Failure, times: int = 1) -> None:
@@ -124,7 +127,17 @@ class FakeHelm:
 
     def _pop(self, verb: str) -> Failure | None:
         queue = self._next.get(verb)
-        return queue.popleft() if queue else None
+        failure = queue.popleft() if queue else None
+        if failure is not None and failure.operator_dies and not failure.killed:
+            self._dies_after = True
+            return None
+        return failure
+
+    def _heard(self, verb: str, release: str) -> None:
+        """Helm succeeded; unless the operator died before it could read the answer."""
+        if self._dies_after:
+            self._dies_after = False
+            raise OperatorKilled(f"operator killed right after helm {verb} of {release} succeeded")
 
     def _text(self, failure: Failure, ns: str, name: str, install: bool = False) -> str:
         text = failure.install_text if install and failure.install_text else failure.text
@@ -142,7 +155,9 @@ class FakeHelm:
         install = not history or history[-1].status == "uninstalled"
         self.calls.append("install" if install else "upgrade")
         self.invocations.append(Invocation(self.calls[-1], release, namespace, opts=opts, values=values))
-        return self._upgrade_install(release, chart, namespace, values, opts, self._pop(self.calls[-1]))
+        record = self._upgrade_install(release, chart, namespace, values, opts, self._pop(self.calls[-1]))
+        self._heard(self.calls[-1], release)
+        return record
 
     async def rollback(self, release: str, namespace: str, revision: int | None, *,
                        timeout_seconds: int, wait: bool, force: bool, disable_hooks: bool,
@@ -152,6 +167,7 @@ class FakeHelm:
             timeout_seconds=timeout_seconds, wait=wait, force=force, disable_hooks=disable_hooks,
             max_history=max_history)))
         self._rollback(release, namespace, revision, max_history, self._pop("rollback"))
+        self._heard("rollback", release)
 
     async def test(self, release: str, namespace: str, timeout_seconds: int) -> None:
         self.calls.append("test")
@@ -170,6 +186,7 @@ class FakeHelm:
             self._die(failure, "test", release)
         if failure:
             raise HelmError("test", release, self._text(failure, namespace, release))
+        self._heard("test", release)
 
     async def uninstall(self, release: str, namespace: str, timeout_seconds: int, wait: bool = False) -> None:
         self.calls.append("uninstall")
