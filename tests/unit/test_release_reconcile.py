@@ -497,3 +497,16 @@ async def test_fakes_write_secrets_the_engine_decodes_like_helm_4(world: World) 
     real_doc, fake_doc = (decode_stored(x["data"]["release"]) for x in (real, secret))
     assert set(fake_doc) == set(real_doc) and set(fake_doc["info"]) == set(real_doc["info"])
     assert set(fake_doc["hooks"][0]) <= set(real_doc["hooks"][0])
+
+
+async def test_a_release_in_another_namespace_is_stored_and_owned_there(world: World) -> None:
+    await world.settle({"targetNamespace": "prod"})
+    assert world.revisions("apps-prod-web", "prod") == [(1, "deployed")]
+    assert [(m.revision, m.owner) for m in world.metas("apps-prod-web", "prod")] == [(1, "apps.web")]
+    assert world.status["releaseName"] == "apps-prod-web"
+    world.helm.hand_uninstall("prod", "apps-prod-web")
+    world.reset_counters()
+    world.flush()
+    assert world.nudged == [KEY]
+    await world.reconcile()
+    assert world.helm.calls == ["install"] and world.revisions("apps-prod-web", "prod") == [(1, "deployed")]
