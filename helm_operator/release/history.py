@@ -90,11 +90,17 @@ def with_snapshot(history: Sequence[Snapshot], snap: Snapshot, limit: int = DEFA
     """`snap` first, replacing the entry of the same revision; older entries kept up to `limit`.
 
     A snapshot of a revision already in the list (a test result, a status
-    change) keeps the fields it does not know from the older entry.
+    change) keeps the fields it does not know from the older entry. One
+    deployed at another time is a new revision that reuses the number (an
+    install after an uninstall starts at 1 again): it keeps nothing, least
+    of all the old revision's test result.
     """
     merged = snap
     rest = []
     for old in history:
+        if old.revision == snap.revision and old.last_deployed and snap.last_deployed \
+                and old.last_deployed != snap.last_deployed:
+            continue
         if old.revision == snap.revision:
             merged = replace(old, **{k: v for k, v in snap.__dict__.items()
                                      if v not in ("", None) and k != "revision"})

@@ -231,11 +231,24 @@ def _pending(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
     if previous is None or newest.status in ("pending-install", "uninstalling"):
         return Decision(State.PENDING, Action.RECOVER, f"{why}: uninstall it", remediation=True)
     if newest.status == "pending-rollback":
+        target = _rollback_target(f.revisions[1:], newest) or previous
         return Decision(State.PENDING, Action.RECOVER,
-                        f"{why}: finish the rollback to revision {previous.revision}",
-                        target=previous.revision, remediation=True, details={"finishes": "rollback"})
+                        f"{why}: finish the rollback to revision {target.revision}",
+                        target=target.revision, remediation=True, details={"finishes": "rollback"})
     return Decision(State.PENDING, Action.RECOVER, f"{why}: roll back to revision {previous.revision}",
                     target=previous.revision, remediation=True)
+
+
+def _rollback_target(older: tuple[RevisionMeta, ...], pending: RevisionMeta) -> RevisionMeta | None:
+    """The revision an interrupted rollback was restoring, when its labels name it.
+
+    helm copies the target's labels onto the rollback's revision, so the
+    attempt label of a rollback to a revision we made names that revision.
+    The newest deployed revision is not the target after failed tests: the
+    tested revision itself is still `deployed` while its rollback is pending.
+    """
+    return next((r for r in older if r.revision == pending.attempt_revision and r.status in DEPLOYED_STATUSES),
+                None)
 
 
 def _failed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
