@@ -526,9 +526,12 @@ class Reconciler:
             result = await roll_back(self.helm, self.metrics, hr, d.target)
         self._log_result(hr, action, result)
         if not result.ok:
-            await self._refresh(hr)
-            return await self._record(hr, obj, Outcome(Phase.ROLLBACK_FAILED,
-                                                       f"rollback failed: {result.message}")), False
+            before = self.storage.revisions(hr.target_namespace, hr.release_name)
+            after = await self.storage.refresh(hr.target_namespace, hr.release_name)
+            made = after[0] if after and (not before or after[0].revision > before[0].revision) else None
+            snapshot = Snapshot(revision=made.revision, action="rollback", status=made.status) if made else None
+            return await self._record(hr, obj, Outcome(Phase.ROLLBACK_FAILED, f"rollback failed: {result.message}",
+                                                       snapshot=snapshot)), False
         revisions = await self.storage.refresh(hr.target_namespace, hr.release_name)
         snapshot = None
         if revisions:

@@ -257,6 +257,13 @@ def _failed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
         return Decision(State.FAILED_INSTALL, Action.UNINSTALL,
                         f"revision {newest.revision} failed before the release was ever deployed: "
                         "uninstall it, then install again", remediation=True)
+    if f.head is not None and f.head.revision == newest.revision and f.head.action == "rollback":
+        # Our rollback failed (its revision carries the target's labels): roll back
+        # again once the backoff allows, never run the failing upgrade instead.
+        target = _rollback_target(f.revisions[1:], newest) or previous
+        return _gate(Decision(State.FAILED, Action.ROLLBACK,
+                              f"the rollback to revision {target.revision} failed: roll back again",
+                              target=target.revision, retry=True, remediation=True), f)
     if not newest.matches(f.desired):
         return _gate(Decision(State.FAILED, Action.UPGRADE,
                               f"revision {newest.revision} failed and is not this configuration: upgrade",
@@ -284,7 +291,7 @@ def _deployed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
         if hr.test.enable and head is not None and head.test_result == "failed" and not hr.test.ignore_failures:
             return _test_failed(hr, f, newest, head)
         return Decision(State.IN_SYNC, Action.NONE, "release is deployed with this configuration", settled=True)
-    if head is not None and head.action == "rollback" and f.last_attempted_digest == f.desired:
+    if _rolled_back_from_desired(f, newest, head):
         if may_retry_after_rollback(hr, f.rollback_count):
             return _gate(Decision(State.ROLLED_BACK, Action.UPGRADE,
                                   f"retry the upgrade rolled back {f.rollback_count} time(s)", retry=True), f)
@@ -297,6 +304,24 @@ def _deployed(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
     else:
         reason = "configuration changed: upgrade"
     return _gate(Decision(State.OUT_OF_SYNC, Action.UPGRADE, reason, retry=_is_retry(f)), f)
+
+
+def _rolled_back_from_desired(f: Facts, newest: RevisionMeta, head: Snapshot | None) -> bool:
+    """Whether the deployed revision undid an attempt of the desired configuration.
+
+    Known from status.history when the operator recorded its rollback; also
+    when the operator died before recording it: the newest revision is a copy
+    of an older one (its labels name another revision) right after a failed
+    attempt of this configuration.
+    """
+    if f.last_attempted_digest != f.desired:
+        return False
+    if head is not None:  # the operator recorded what made the newest revision
+        return head.action == "rollback"
+    if newest.ours or newest.attempt_revision is None or len(f.revisions) < 2 or f.failures == 0:
+        return False
+    before = f.revisions[1]
+    return before.matches(f.desired) and before.status in ("failed", "superseded")
 
 
 def _test_failed(hr: HelmRelease, f: Facts, newest: RevisionMeta, head: Snapshot) -> Decision:

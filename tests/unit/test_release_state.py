@@ -27,6 +27,7 @@ from helm_operator.release.state import (
     State,
     determine,
     may_retry_after_rollback,
+    precondition,
     retry_delay,
 )
 
@@ -99,11 +100,11 @@ ROWS = [
         state=State.ABSENT, action=Action.INSTALL),
     Row("absent while the retry of a failed install waits for its backoff", (),
         facts=failed_before(1, ago=2.0), state=State.ABSENT, action=Action.NONE, requeue_after=3.0,
-        reason="waiting 3s before attempt 2"),
+        retry=True, reason="waiting 3s before attempt 2"),
     Row("absent after the backoff: install again (a retry)", (), facts=failed_before(1, ago=5.0),
         state=State.ABSENT, action=Action.INSTALL, retry=True),
     Row("the backoff doubles with each failure: 20s after the third", (), facts=failed_before(3, ago=19.0),
-        state=State.ABSENT, action=Action.NONE, requeue_after=1.0),
+        state=State.ABSENT, action=Action.NONE, requeue_after=1.0, retry=True),
     Row("... and is over at 20s", (), facts=failed_before(3, ago=20.0),
         state=State.ABSENT, action=Action.INSTALL, retry=True),
     Row("a changed configuration does not wait for the backoff of the old one", (),
@@ -158,18 +159,26 @@ ROWS = [
         spec=ROLLBACK, state=State.FAILED, action=Action.ROLLBACK, target=3, remediation=True),
     Row("failed upgrade, rollback disabled: retry, once the backoff is over",
         (ours(2, "failed"), ours(1, "deployed", OLD)), facts=failed_before(1, ago=1.0),
-        state=State.FAILED, action=Action.NONE, requeue_after=4.0),
+        state=State.FAILED, action=Action.NONE, requeue_after=4.0, retry=True),
     Row("failed upgrade, rollback disabled, after the backoff: upgrade again",
         (ours(2, "failed"), ours(1, "deployed", OLD)), facts=failed_before(1, ago=5.0),
         state=State.FAILED, action=Action.UPGRADE, retry=True),
-    Row("upgrade rejected by the API server, rollback enabled: no rollback, the retry waits",
+    Row("upgrade rejected by the API server, rollback enabled: no rollback, no retry",
         (ours(2, "failed"), ours(1, "deployed", OLD)), spec=ROLLBACK,
         facts={**failed_before(1, ago=1.0), "newest_failure": FailureKind.REJECTED},
-        state=State.FAILED, action=Action.NONE, requeue_after=4.0, reason="rejected revision 2"),
-    Row("upgrade rejected by the API server, after the backoff: upgrade again, still no rollback",
+        state=State.FAILED, action=Action.NONE, settled=True, reason="rejected revision 2"),
+    Row("upgrade rejected by the API server, long after: still waits for a change",
         (ours(2, "failed"), ours(1, "deployed", OLD)), spec=ROLLBACK,
-        facts={**failed_before(1, ago=5.0), "newest_failure": FailureKind.REJECTED},
-        state=State.FAILED, action=Action.UPGRADE, retry=True, reason="revision 1 stays deployed"),
+        facts={**failed_before(1, ago=3600.0), "newest_failure": FailureKind.REJECTED},
+        state=State.FAILED, action=Action.NONE, settled=True, reason="revision 1 stays deployed"),
+    Row("upgrade rejected by the API server, forced: upgrade once",
+        (ours(2, "failed"), ours(1, "deployed", OLD)), spec=ROLLBACK,
+        facts={**failed_before(1, ago=1.0), "newest_failure": FailureKind.REJECTED, "force": True},
+        state=State.FAILED, action=Action.UPGRADE, reason="forced by reconcile.fluxcd.io/forceAt"),
+    Row("a retry waiting on its backoff, asked for by hand (requestedAt): goes now",
+        (ours(2, "failed"), ours(1, "deployed", OLD)),
+        facts={**failed_before(1, ago=1.0), "manual": True},
+        state=State.FAILED, action=Action.UPGRADE, retry=True),
     Row("a timed-out upgrade is remediated (it changed the cluster)",
         (ours(2, "failed"), ours(1, "deployed", OLD)), spec=ROLLBACK,
         facts={"newest_failure": FailureKind.TIMEOUT}, state=State.FAILED, action=Action.ROLLBACK, target=1,
@@ -212,7 +221,8 @@ ROWS = [
     Row("unknown status: upgrade", (bare(2, "unknown"), ours(1, "superseded")),
         state=State.OUT_OF_SYNC, action=Action.UPGRADE, reason="release is unknown"),
     Row("superseded as newest, retry of a failed configuration: waits", (ours(2, "superseded"),),
-        facts=failed_before(2, ago=1.0), state=State.OUT_OF_SYNC, action=Action.NONE, requeue_after=9.0),
+        facts=failed_before(2, ago=1.0), state=State.OUT_OF_SYNC, action=Action.NONE, requeue_after=9.0,
+        retry=True),
     # ---- Untested / TestFailed --------------------------------------------------------------------------
     Row("untested: run the tests", (ours(1, "deployed"),), spec=TEST, facts={"head": snap(1, "install")},
         state=State.UNTESTED, action=Action.TEST),
@@ -247,7 +257,7 @@ ROWS = [
     Row("rolled back, retry within maxRetries, backoff running: wait",
         (copied(3, "deployed", 1, OLD), ours(2, "failed"), ours(1, "superseded", OLD)), spec=RETRY,
         facts={"head": snap(3, "rollback"), "rollback_count": 2, **failed_before(1, ago=1.0)},
-        state=State.ROLLED_BACK, action=Action.NONE, requeue_after=4.0),
+        state=State.ROLLED_BACK, action=Action.NONE, requeue_after=4.0, retry=True),
     Row("rolled back, retry within maxRetries, after the backoff: upgrade again",
         (copied(3, "deployed", 1, OLD), ours(2, "failed"), ours(1, "superseded", OLD)), spec=RETRY,
         facts={"head": snap(3, "rollback"), "rollback_count": 2, **failed_before(1, ago=5.0)},
@@ -291,8 +301,29 @@ def test_determine(row: Row) -> None:
 
 def test_every_state_and_action_is_in_the_table() -> None:
     decisions = [determine(hr(**r.spec), facts_for(r)) for r in ROWS]
-    assert {d.state for d in decisions} == set(State)
+    held = {State.SUSPENDED, State.WAITING}  # decided by `precondition`, below
+    assert {d.state for d in decisions} == set(State) - held
     assert {d.action for d in decisions} == set(Action)
+
+
+def test_a_suspended_release_is_held_before_anything_else() -> None:
+    d = precondition(hr(suspend=True, dependsOn=[{"name": "db"}]), ["apps/db is not Ready"])
+    assert d is not None and (d.state, d.action, d.settled) == (State.SUSPENDED, Action.NONE, True)
+
+
+def test_a_release_waits_for_its_dependencies_and_names_them() -> None:
+    d = precondition(hr(dependsOn=[{"name": "db"}]), ["apps/db is not Ready (DeployFailed: boom)"])
+    assert d is not None and (d.state, d.action) == (State.WAITING, Action.NONE)
+    assert "apps/db is not Ready" in d.reason and d.requeue_after is None
+
+
+def test_a_dependency_cycle_is_reported_with_its_chain() -> None:
+    d = precondition(hr(dependsOn=[{"name": "b"}]), [], cycle=["apps/a", "apps/b", "apps/a"])
+    assert d is not None and d.reason.startswith("dependency cycle: apps/a -> apps/b -> apps/a")
+
+
+def test_nothing_holds_a_release_without_suspend_or_waiting_dependencies() -> None:
+    assert precondition(hr(dependsOn=[{"name": "db"}]), []) is None
 
 
 def test_a_decision_that_waits_is_not_settled_and_one_that_acts_does_not_wait() -> None:

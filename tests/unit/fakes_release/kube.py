@@ -14,6 +14,7 @@ ConfigMaps and Secrets as metadata only.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 import json
 import time
 from collections import Counter
@@ -270,3 +271,29 @@ class FakeChartFetcher:
 
     def known_revision(self, hr: HelmRelease) -> str | None:
         return hr.chart.version
+
+
+@dataclass(frozen=True)
+class _FakeType:
+    api_version: str
+    kind: str
+    namespaced: bool = True
+
+
+class FakeClusterApi:
+    """The any-kind calls (`kube.apply.ClusterApi`) the engine makes for ownership, on FakeKube's objects."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+
+    async def resource_type(self, api_version: str, kind: str) -> _FakeType:
+        return _FakeType(api_version, kind, kind not in ("Namespace", "ClusterRole", "ClusterRoleBinding"))
+
+    async def get(self, rt: _FakeType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return await self.kube.get_object(ObjectRef(rt.api_version, rt.kind, name, namespace))
+
+    async def merge_patch(self, rt: _FakeType, namespace: str | None, name: str,
+                          patch: dict[str, Any]) -> dict[str, Any]:
+        await self.kube.annotate(ObjectRef(rt.api_version, rt.kind, name, namespace),
+                                 patch["metadata"]["annotations"])
+        return {}

@@ -27,7 +27,7 @@ from helm_operator.release.reconciler import Reconciler, Result
 from helm_operator.release.record import Recorder
 from helm_operator.runtime.metrics import Metrics
 from tests.unit.fakes_release.helm import FakeHelm
-from tests.unit.fakes_release.kube import FakeChartFetcher, FakeClock, FakeKube
+from tests.unit.fakes_release.kube import FakeChartFetcher, FakeClock, FakeClusterApi, FakeKube
 from tests.unit.fakes_release.storage import FakeStorage
 
 NAMESPACE = "apps"
@@ -66,7 +66,8 @@ class World:
         self.reconciler = Reconciler(
             self.kube, self.helm, self.charts,  # type: ignore[arg-type]
             Recorder(self.kube, self.metrics, on_stored=self.store.update),  # type: ignore[arg-type]
-            self.metrics, self.store, self.release_storage, self.versions)
+            self.metrics, self.store, self.release_storage, self.versions,
+            cluster=FakeClusterApi(self.kube))  # type: ignore[arg-type]
         refs = lambda: self.reconciler.references  # noqa: E731
         hr_events = HelmReleaseEvents(self.store, self.enqueued.append)
         self.kube.watchers = {
