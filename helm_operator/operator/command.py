@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 from pathlib import Path
 
 from helm_operator.automation.gitwrite import GitTarget
 from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
+from helm_operator.release.hostpolicy import HostPolicy
+from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.settings import parse_duration, setup_logging
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,13 +64,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="namespace/name of a kubernetes.io/dockerconfigjson Secret (repeatable)")
     g.add_argument("--k8s-default-namespace", default="default",
                    help="namespace of HelmRelease documents in Git that name none")
+    t = p.add_argument_group("tenant lockdown (all off by default)")
+    t.add_argument("--default-service-account", default=None, metavar="NAME",
+                   help="helm acts as this ServiceAccount of each HelmRelease's namespace when the "
+                        "HelmRelease names none in spec.serviceAccountName (default: act as the operator)")
+    t.add_argument("--no-cross-namespace-refs", action="store_true",
+                   help="refuse HelmReleases whose targetNamespace, valuesFrom ConfigMap/Secret or "
+                        "chart.secretRef is in another namespace")
+    t.add_argument("--external-source-allow", action="append", default=[], metavar="HOST",
+                   help="allow externalSourceRef URLs to reach this IP, CIDR, host name, *.domain or * "
+                        "(repeatable); an allowed address wins over any deny")
+    t.add_argument("--external-source-deny", action="append", default=[], metavar="HOST",
+                   help="deny this IP, CIDR, host name, *.domain or * to externalSourceRef URLs (repeatable), "
+                        "beside the default: loopback, link-local and cloud metadata addresses")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
 
 
+def _lockdown(args: argparse.Namespace) -> TenancyPolicy:
+    """The tenancy flags as a policy; a bad value stops the program with its flag named."""
+    if args.default_service_account is not None and not _DNS_SUBDOMAIN.match(args.default_service_account):
+        raise SystemExit(f"helm-operator run: --default-service-account {args.default_service_account!r} "
+                         "is not a ServiceAccount name (lower-case letters, digits, '-' and '.')")
+    try:
+        hosts = HostPolicy.from_flags(args.external_source_allow, args.external_source_deny)
+    except ValueError as e:
+        raise SystemExit(f"helm-operator run: --external-source-allow/--external-source-deny: {e}") from None
+    return TenancyPolicy(default_service_account=args.default_service_account,
+                         no_cross_namespace_refs=args.no_cross_namespace_refs, external_hosts=hosts)
+
+
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
+    lockdown = _lockdown(args)
     host, _, port = args.listen.rpartition(":")
     automation = None
     if args.git_url:
@@ -86,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
-        automation=automation, drift_interval=args.drift_detection_interval,
+        automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -29,6 +29,7 @@ from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
 from helm_operator.release.reconciler import Reconciler, Result
 from helm_operator.release.record import Recorder
+from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
@@ -58,6 +59,7 @@ class OperatorSettings:
     lease_duration: float = 15.0
     automation: "AutomationSettings | None" = None
     drift_interval: float = 600.0
+    lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Operator:
                                    settings.git_ssh_command, settings.oci_plain_http)
         self.reconciler = Reconciler(self.kube, self.helm, self.charts, Recorder(self.kube, self.metrics),
                                      self.metrics, settings.git_default_ref,
-                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval)
+                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval,
+                                     lockdown=settings.lockdown)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
         self.hr_events = HelmReleaseEvents(self.queue.add)
         self.watchers: list[ResourceWatcher] = []

@@ -28,7 +28,8 @@ from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError, FetchedChart
 from helm_operator.helm import Helm, HelmError, HistoryEntry, ReleaseNotFound, UpgradeOptions
 from helm_operator.kube import Kube, KubeError
-from helm_operator.release import ownership
+from helm_operator.kube.client import ObjectRef
+from helm_operator.release import ownership, tenancy
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
 from helm_operator.release.record import Outcome, Recorder
@@ -63,8 +64,10 @@ class Reconciler:
 
     def __init__(self, kube: Kube, helm: Helm, charts: ChartFetcher, recorder: Recorder,
                  metrics: Metrics, default_git_ref: str = "master",
-                 drift: DriftDetector | None = None, drift_interval: float = 0.0) -> None:
+                 drift: DriftDetector | None = None, drift_interval: float = 0.0,
+                 lockdown: tenancy.TenancyPolicy | None = None) -> None:
         self.kube = kube
+        self.lockdown = lockdown or tenancy.TenancyPolicy()
         self.helm = helm
         self.charts = charts
         self.recorder = recorder
@@ -103,6 +106,12 @@ class Reconciler:
             self.settled.pop(key, None)
             phase = Phase.CHART_FETCH_FAILED if str(e) == NO_CHART_SOURCE else Phase.FAILED
             await self.recorder.record(ref, obj, Outcome(phase, str(e)))
+            return Result.WAIT
+        refused = tenancy.refusal(hr, self.lockdown)
+        if refused:
+            log.warning("%s: refused: %s", key, refused)
+            self.settled.pop(key, None)
+            await self.recorder.record(hr, obj, Outcome(Phase.FAILED, refused))
             return Result.WAIT
         self.references[key] = referenced_objects(hr)
         if hr.chart.kind.value == "git":
@@ -172,7 +181,7 @@ class Reconciler:
             hr = self._with_status(hr, await self.recorder.record(
                 hr, obj, Outcome(Phase.CHART_FETCHED, f"chart fetched: {hr.chart}"), event=False))
         try:
-            values = await compose_values(self.kube, hr, chart.path)
+            values = await compose_values(self.kube, hr, chart.path, self.lockdown.external_hosts)
         except (ValuesError, KubeError) as e:
             log.warning("%s: values: %s", hr.key, e)
             self.settled.pop(hr.key, None)
@@ -285,15 +294,16 @@ class Reconciler:
         try:
             with self.metrics.time_action(verb, hr.target_namespace, hr.release_name):
                 await self.helm.upgrade_install(hr.release_name, a.chart.path, hr.target_namespace,
-                                                a.values, opts)
+                                                a.values, opts, impersonate=self._as(hr))
         except HelmError as e:
+            message = tenancy.explain_forbidden(e.message) or e.message  # RBAC: say what to grant
             after = await self._history(hr)
             produced = bool(after and after[-1].revision > before)
             release_status = after[-1].status if after else None
             log.warning("%s: helm %s failed%s: %s", hr.key, verb,
-                        "" if produced else " (no revision was created)", e.message)
+                        "" if produced else " (no revision was created)", message)
             hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
-                Phase.DEPLOY_FAILED, f"helm {verb} failed: {e.message}", release_status=release_status)))
+                Phase.DEPLOY_FAILED, f"helm {verb} failed: {message}", release_status=release_status)))
             if after and produced and not install and hr.rollback.enable:
                 target = next((h.revision for h in reversed(after[:-1])
                                if h.status in ("deployed", "superseded")), None)
@@ -319,7 +329,8 @@ class Reconciler:
             a.hr, a.obj, Outcome(Phase.TESTING, f"running helm test of {a.hr.release_name}"), event=False))
         try:
             with self.metrics.time_action("test", hr.target_namespace, hr.release_name):
-                await self.helm.test(hr.release_name, hr.target_namespace, hr.test.timeout)
+                await self.helm.test(hr.release_name, hr.target_namespace, hr.test.timeout,
+                                     impersonate=self._as(hr))
         except HelmError as e:
             log.warning("%s: helm test failed: %s", hr.key, e.message)
             hr = a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
@@ -346,7 +357,7 @@ class Reconciler:
                 await self.helm.rollback(hr.release_name, hr.target_namespace, revision,
                                          timeout_seconds=hr.rollback.timeout, wait=hr.rollback.wait,
                                          force=hr.rollback.force, disable_hooks=hr.rollback.disable_hooks,
-                                         max_history=hr.max_history)
+                                         max_history=hr.max_history, impersonate=self._as(hr))
         except HelmError as e:
             a.hr = self._with_status(hr, await self.recorder.record(hr, a.obj, Outcome(
                 Phase.ROLLBACK_FAILED, f"rollback failed: {e.message}")))
@@ -360,7 +371,8 @@ class Reconciler:
         try:
             await self.helm.rollback(hr.release_name, hr.target_namespace, revision,
                                      timeout_seconds=hr.rollback.timeout, wait=False, force=False,
-                                     disable_hooks=False, max_history=hr.max_history)
+                                     disable_hooks=False, max_history=hr.max_history,
+                                     impersonate=self._as(hr))
             return True
         except HelmError as e:
             log.warning("%s: recovering by rollback to %s failed: %s", hr.key, revision, e.message)
@@ -370,7 +382,8 @@ class Reconciler:
         timeout = getattr(hr, "timeout", 300)
         try:
             with self.metrics.time_action("uninstall", hr.target_namespace, hr.release_name):
-                await self.helm.uninstall(hr.release_name, hr.target_namespace, timeout)
+                await self.helm.uninstall(hr.release_name, hr.target_namespace, timeout,
+                                          impersonate=self._as(hr))
         except ReleaseNotFound:
             pass
         except HelmError as e:
@@ -379,6 +392,21 @@ class Reconciler:
             return False
         self.settled.pop(hr.key, None)
         return True
+
+    def _as(self, hr: HelmReleaseRef) -> str | None:
+        """Who helm acts as for `hr` (tenancy: its ServiceAccount), None for the operator."""
+        return tenancy.impersonation(hr, self.lockdown)
+
+    async def _uninstall_refusal(self, ref: HelmReleaseRef) -> str | None:
+        """Why deleting `ref` must not uninstall: outside its namespace under the policy, or
+        its ServiceAccount is gone (a namespace being deleted; nothing could act as it)."""
+        refused = tenancy.delete_refusal(ref, self.lockdown)
+        account = tenancy.service_account(ref, self.lockdown)
+        if refused is None and account is not None:
+            sa = await self.kube.get_object(ObjectRef("v1", "ServiceAccount", account, ref.namespace))
+            if sa is None:
+                refused = f"its ServiceAccount {ref.namespace}/{account} no longer exists"
+        return refused
 
     # ---- ownership -------------------------------------------------------
     async def _objects(self, hr: HelmReleaseRef) -> list[ownership.ObjectRef]:
@@ -413,9 +441,13 @@ class Reconciler:
             return Result.RETRY
         if history:
             owner = await self._foreign_owner(ref)
+            refused = None if owner else await self._uninstall_refusal(ref)
             if owner:
                 log.warning("%s: deleted, but release %s belongs to %s: leaving it", ref.key,
                             ref.release_name, owner)
+            elif refused:
+                log.warning("%s: deleted, but not uninstalling release %s: %s", ref.key, ref.release_name,
+                            refused)
             else:
                 started = time.monotonic()
                 log.info("%s: HelmRelease deleted: uninstalling %s", ref.key, ref.release_name)
