@@ -122,9 +122,20 @@ class ChartFetcher:
                                          plain_http=self.oci_plain_http)
                 os.replace(tmp / "out", final) if not final.exists() else None
             except HelmError as e:
-                raise ChartFetchError(f"pulling {ref} version {chart.version} failed: {e.message}") from e
+                raise ChartFetchError(f"pulling {ref} version {chart.version} failed: {e.message}"
+                                      f"{_oci_auth_hint(e.message, auth)}") from e
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         if not (final / chart.name / "Chart.yaml").exists():
             raise ChartFetchError(f"{ref} version {chart.version} holds no chart named {chart.name}")
         return FetchedChart(final / chart.name, chart.version)
+
+
+def _oci_auth_hint(helm_error: str, auth: tuple[str, str] | None) -> str:
+    """What to do when the registry refused the pull for want of (right) credentials."""
+    lowered = helm_error.lower()
+    if not any(word in lowered for word in ("credential not found", "401", "unauthorized", "denied")):
+        return ""
+    if auth is None:
+        return "; the registry needs credentials: set spec.chart.chartPullSecret"
+    return "; the credentials were refused: check the username and password in chartPullSecret"
