@@ -37,6 +37,8 @@ from helm_operator.release.hostpolicy import HostPolicy
 
 NO_CROSS_NAMESPACE_FLAG = "--no-cross-namespace-refs"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+# What helm does to each kind of a chart (install, upgrade with --wait, uninstall).
+HELM_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 # The API server's Forbidden message, as helm prints it, e.g.
 #   deployments.apps "web" is forbidden: User "system:serviceaccount:team-a:deployer"
@@ -129,19 +131,21 @@ def explain_forbidden(helm_error: str) -> str | None:
     if user.startswith(SERVICE_ACCOUNT_PREFIX):
         sa_namespace, _, sa_name = user.removeprefix(SERVICE_ACCOUNT_PREFIX).partition(":")
         who = f"ServiceAccount {sa_namespace}/{sa_name}"
+        # helm reads, creates, patches and deletes each kind it manages: asking
+        # for the refused verb alone would only move the refusal to the next one.
+        verbs = list(HELM_VERBS) + ([verb] if verb not in HELM_VERBS else [])
+        rule = f"{{apiGroups: [{group_field}], resources: [{resource}], verbs: [{', '.join(verbs)}]}}"
         if namespace:
-            how = (f"add a rule {{apiGroups: [{group_field}], resources: [{resource}], verbs: [{verb}]}} "
-                   f"to a Role in namespace {namespace} bound to it by a RoleBinding, e.g. "
-                   f"kubectl -n {namespace} create role {sa_name}-{_slug(resource)} --verb={verb} "
-                   f"--resource={qualified} && kubectl -n {namespace} create rolebinding "
-                   f"{sa_name}-{_slug(resource)} --role={sa_name}-{_slug(resource)} "
-                   f"--serviceaccount={sa_namespace}:{sa_name}")
+            role = f"{sa_name}-{_slug(resource)}"
+            how = (f"add the rule {rule} to a Role in namespace {namespace} bound to it by a RoleBinding, "
+                   f"e.g. kubectl -n {namespace} create role {role} --verb={','.join(verbs)} "
+                   f"--resource={qualified} && kubectl -n {namespace} create rolebinding {role} "
+                   f"--role={role} --serviceaccount={sa_namespace}:{sa_name}")
         else:
-            how = (f"add a rule {{apiGroups: [{group_field}], resources: [{resource}], verbs: [{verb}]}} "
-                   f"to a ClusterRole bound to it by a ClusterRoleBinding")
+            how = f"add the rule {rule} to a ClusterRole bound to it by a ClusterRoleBinding"
         return (f"RBAC refused {who} (spec.serviceAccountName, or the operator's "
                 f"--default-service-account), which helm acts as: it may not {verb} {qualified} {where}. "
-                f"To allow it, {how}; the next retry then succeeds")
+                f"To allow helm to manage {qualified}, {how}; the next retry then succeeds")
     return f"RBAC refused {user}: it may not {verb} {qualified} {where}"
 
 

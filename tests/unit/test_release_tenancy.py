@@ -96,8 +96,10 @@ def test_a_service_account_refused_a_namespaced_create_is_told_which_rule_to_add
     assert message is not None
     assert "ServiceAccount team-a/deployer" in message
     assert "may not create deployments.apps in namespace team-a" in message
-    assert '{apiGroups: ["apps"], resources: [deployments], verbs: [create]}' in message
-    assert "kubectl -n team-a create role deployer-deployments --verb=create --resource=deployments.apps" in message
+    assert ('{apiGroups: ["apps"], resources: [deployments], '
+            'verbs: [get, list, watch, create, update, patch, delete]}') in message
+    assert ("kubectl -n team-a create role deployer-deployments "
+            "--verb=get,list,watch,create,update,patch,delete --resource=deployments.apps") in message
     assert "--serviceaccount=team-a:deployer" in message
 
 
@@ -107,7 +109,7 @@ def test_a_core_group_and_cluster_scope_refusal_asks_for_a_cluster_role() -> Non
     message = explain_forbidden(helm)
     assert message is not None
     assert "may not list namespaces at the cluster scope" in message
-    assert '{apiGroups: [""], resources: [namespaces], verbs: [list]}' in message
+    assert '{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch, create' in message
     assert "ClusterRole" in message
 
 
@@ -119,6 +121,14 @@ def test_an_operator_that_may_not_impersonate_is_told_so() -> None:
     assert "the operator (system:serviceaccount:flux:helm-operator)" in message
     assert "may not impersonate ServiceAccount team-a/deployer" in message
     assert "impersonate on serviceaccounts" in message
+
+
+def test_a_verb_helm_does_not_usually_need_is_added_to_the_rule() -> None:
+    helm = ('roles.rbac.authorization.k8s.io "r" is forbidden: User "system:serviceaccount:a:d" cannot escalate '
+            'resource "roles" in API group "rbac.authorization.k8s.io" in the namespace "a"')
+    message = explain_forbidden(helm)
+    assert message is not None and "may not escalate roles.rbac.authorization.k8s.io" in message
+    assert "verbs: [get, list, watch, create, update, patch, delete, escalate]" in message
 
 
 @pytest.mark.parametrize("text", ["", "UPGRADE FAILED: context deadline exceeded",
