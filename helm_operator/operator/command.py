@@ -12,6 +12,7 @@ from helm_operator.automation.gitwrite import GitTarget
 from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
 from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.release.tenancy import TenancyPolicy
+from helm_operator.runtime.http import parse_listen, read_token_file
 from helm_operator.settings import parse_duration, setup_logging
 
 
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
                    help="ssh command for ssh Git chart sources (e.g. with -i KEY and known_hosts)")
     p.add_argument("--listen", default="0.0.0.0:3030", help="address of /metrics, /healthz, /api/v1/sync-git")
+    p.add_argument("--webhook-listen", default=None, metavar="HOST:PORT",
+                   help="serve POST /api/v1/sync-git on this address instead of --listen")
+    p.add_argument("--webhook-token-file", type=Path, default=None, metavar="PATH",
+                   help="file holding a token that POST /api/v1/sync-git requires as "
+                        "'Authorization: Bearer <token>' (read at start; /metrics and /healthz stay open)")
     p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("HELM_OPERATOR_CHART_CACHE",
                                                                          "/tmp/helm-operator-cache")))
     p.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"))
@@ -98,6 +104,11 @@ def _lockdown(args: argparse.Namespace) -> TenancyPolicy:
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     lockdown = _lockdown(args)
+    try:
+        token = read_token_file(args.webhook_token_file) if args.webhook_token_file else None
+        webhook_listen = parse_listen(args.webhook_listen, "--webhook-listen") if args.webhook_listen else None
+    except ValueError as e:
+        raise SystemExit(f"helm-operator run: {e}") from None
     host, _, port = args.listen.rpartition(":")
     automation = None
     if args.git_url:
@@ -120,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
         automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
+        webhook_token=token, webhook_listen=webhook_listen,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -60,6 +60,8 @@ class OperatorSettings:
     automation: "AutomationSettings | None" = None
     drift_interval: float = 600.0
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
+    webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
+    webhook_listen: tuple[str, int] | None = None                # the trigger's own address
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class Operator:
                                      self.metrics, settings.git_default_ref,
                                      DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval,
                                      lockdown=settings.lockdown)
-        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
+        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
+                               webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.queue.add)
         self.watchers: list[ResourceWatcher] = []
         self._stopping = asyncio.Event()
@@ -213,8 +216,11 @@ class Operator:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop_on_signals(self.stop)
-        port = await self.http.start(self.settings.listen_host, self.settings.listen_port)
-        log.info("serving /metrics, /healthz and /api/v1/sync-git on %s:%d", self.settings.listen_host, port)
+        hook_host, hook_port = self.settings.webhook_listen or (None, None)
+        port = await self.http.start(self.settings.listen_host, self.settings.listen_port,
+                                     trigger_host=hook_host, trigger_port=hook_port)
+        log.info("serving /metrics, /healthz on %s:%d and /api/v1/sync-git on port %s", self.settings.listen_host,
+                 port, self.http.trigger_port)
         holder: asyncio.Task[None] | None = None
         if self.settings.leader_elect:
             elector = LeaderElector(
