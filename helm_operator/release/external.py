@@ -83,40 +83,44 @@ class _CheckedResolver(AbstractResolver):
 
 async def fetch_text(url: str, policy: HostPolicy, *, timeout: float = DEFAULT_TIMEOUT,
                      max_bytes: int = MAX_BYTES) -> str:
-    """The body of `url` as text, following at most MAX_REDIRECTS checked redirects."""
+    """The body of `url` as text, following at most MAX_REDIRECTS checked redirects.
+
+    Messages are meant to follow the URL the caller shows: they name a URL
+    only when a redirect led elsewhere.
+    """
     connector = aiohttp.TCPConnector(resolver=_CheckedResolver(policy), use_dns_cache=False)
     async with aiohttp.ClientSession(connector=connector, trust_env=False,
                                      timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         current = URL(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            shown = redact_url(str(current))
+        for hop in range(MAX_REDIRECTS + 1):
+            at = f"redirected to {redact_url(str(current))}: " if hop else ""
             if current.scheme not in ("http", "https") or not current.host:
-                raise ExternalSourceRefused(f"{shown} is not an http:// or https:// URL with a host")
+                raise ExternalSourceRefused(f"{at}not an http:// or https:// URL with a host")
             reason = policy.refusal(current.host)
             if reason is not None:
-                raise ExternalSourceRefused(f"{shown}: {reason}")
+                raise ExternalSourceRefused(f"{at}{reason}")
             try:
                 async with session.get(current, allow_redirects=False) as resp:
                     if resp.status in _REDIRECTS and "Location" in resp.headers:
                         current = current.join(URL(resp.headers["Location"]))
                         continue
                     if resp.status != 200:
-                        raise ExternalSourceError(f"GET {shown}: HTTP {resp.status}")
-                    return await _read_limited(resp, max_bytes, shown)
+                        raise ExternalSourceError(f"{at}HTTP {resp.status}")
+                    return await _read_limited(resp, max_bytes, at)
             except _Refused as e:
-                raise ExternalSourceRefused(f"{shown}: {e.reason}") from None
+                raise ExternalSourceRefused(f"{at}{e.reason}") from None
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
-                raise ExternalSourceError(f"GET {shown}: {type(e).__name__}: {_detail(e)}") from None
-        raise ExternalSourceError(f"GET {redact_url(url)}: more than {MAX_REDIRECTS} redirects")
+                raise ExternalSourceError(f"{at}{type(e).__name__}: {_detail(e)}") from None
+        raise ExternalSourceError(f"more than {MAX_REDIRECTS} redirects")
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int, shown: str) -> str:
+async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int, at: str) -> str:
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > max_bytes:
-            raise ExternalSourceError(f"GET {shown}: larger than {max_bytes // 2**20} MiB; refusing it")
+            raise ExternalSourceError(f"{at}larger than {max(1, max_bytes // 2**20)} MiB; refusing it")
         chunks.append(chunk)
     try:
         return b"".join(chunks).decode(resp.charset or "utf-8", errors="replace")

@@ -148,7 +148,8 @@ async def test_a_redirect_is_checked_like_the_first_url(server: tuple[int, list[
     port, hits = server
     policy = HostPolicy.from_flags(allow=["127.0.0.1"])
     assert await fetch_text(f"http://127.0.0.1:{port}/to-localhost", policy) == "replicaCount: 3\n"
-    with pytest.raises(ExternalSourceRefused, match="host 127.0.0.2 is a loopback"):
+    with pytest.raises(ExternalSourceRefused, match=r"^redirected to http://127.0.0.2:\d+/values.yaml: "
+                                                    r"host 127.0.0.2 is a loopback"):
         await fetch_text(f"http://127.0.0.1:{port}/to-127.0.0.2", policy)
     assert hits == ["/to-localhost", "/values.yaml", "/to-127.0.0.2"]
 
