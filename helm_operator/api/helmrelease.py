@@ -90,6 +90,10 @@ class HelmReleaseRef:
     status: dict[str, Any] = field(default_factory=dict)
     target_namespace: str = ""
     release_name: str = ""
+    # spec.serviceAccountName (ours, COMPAT §4): helm acts as this
+    # ServiceAccount of the HelmRelease's namespace. Here because deleting
+    # a release acts as it too.
+    service_account_name: str | None = None
 
     @property
     def key(self) -> str:
@@ -158,6 +162,8 @@ def parse(obj: Mapping[str, Any], *, default_git_ref: str = DEFAULT_GIT_REF) -> 
     """The full model, or InvalidSpec saying what to change in the manifest."""
     ref = _ref_fields(obj)
     _check_release_name(ref["release_name"])
+    _check_service_account_name(read_str(read_map(obj, "spec", "spec"), "serviceAccountName",
+                                         "spec.serviceAccountName"))
     spec = read_map(obj, "spec", "spec")
     rollback = _parse_rollback(read_map(spec, "rollback", "spec.rollback"))
     test = _parse_test(read_map(spec, "test", "spec.test"))
@@ -206,6 +212,9 @@ def _ref_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
         "status": copy.deepcopy(dict(obj.get("status") or {})),
         "target_namespace": target,
         "release_name": release_name or default_release_name(namespace, name, target),
+        # Read leniently: a broken value must not stop a delete; `parse` refuses it.
+        "service_account_name": spec.get("serviceAccountName") or None
+        if isinstance(spec.get("serviceAccountName"), str) else None,
     }
     return values
 
@@ -228,6 +237,18 @@ def _check_release_name(release_name: str) -> None:
         raise InvalidSpec(
             f"release name {release_name!r} is not valid for Helm (lower-case letters, digits, '-' and '.'); "
             "set spec.releaseName"
+        )
+
+
+def _check_service_account_name(name: str | None) -> None:
+    """A ServiceAccount name is a DNS subdomain; anything else (a ':' or '/' reaching
+    into another namespace) is refused before helm sees it."""
+    if not name:
+        return
+    if len(name) > 253 or not _RELEASE_NAME.match(name):
+        raise InvalidSpec(
+            f"spec.serviceAccountName {name!r} is not a ServiceAccount name (lower-case letters, digits, "
+            "'-' and '.'); name a ServiceAccount of the HelmRelease's own namespace"
         )
 
 

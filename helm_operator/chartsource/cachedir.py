@@ -1,8 +1,10 @@
 """Disk cache plumbing shared by the chart sources: locks, safe unpack, publish.
 
-Place in the flow: below `helmrepo` and `git`. Everything here is blocking
-file work meant to run through `asyncio.to_thread`, except `KeyedLocks`,
-which lives on the event loop. It knows nothing about HTTP or Git.
+Place in the flow: below `helmrepo` and `git` (and the OCI pull in
+`release.charts`). Everything here is blocking file work meant to run
+through `asyncio.to_thread`, except `KeyedLocks`, which lives on the event
+loop, and `AccessKeys`, whose only file work happens once, when it is made.
+It knows nothing about HTTP or Git.
 
 A cache entry is written into a temporary directory next to its final
 place and renamed into place, so a reader sees either nothing or a complete
@@ -12,8 +14,11 @@ entry, also across processes and after a crash.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -25,6 +30,62 @@ from helm_operator.chartsource.model import ChartFetchError
 # An unpacked chart (or exported Git tree) larger than this is refused.
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 MAX_MEMBERS = 100_000
+ACCESS_KEY_FILE = ".access-key"
+
+
+class AccessKeys:
+    """Cache directory names for a source *and* the credentials that read it.
+
+    One operator serves many tenants from one cache. A chart or Git mirror
+    fetched with tenant A's credentials must not be served to tenant B, who
+    has other credentials or none: B's fetch must reach the server and get
+    its own 401. So every cached artifact lives under a name derived from
+    the source URL and the credential identity, and a release only ever
+    looks under its own name. Cost: nothing per fetch beyond one HMAC; one
+    copy on disk (and, for Git, one mirror and its fetches) per distinct
+    credential of a source, where most sources have exactly one.
+
+    The name is HMAC-SHA256 of ``source, username, password`` under 32
+    random bytes kept in ``<cache>/.access-key`` (mode 0600, made once and
+    reused after restarts), cut to 24 hex digits. It holds no credential,
+    and without that file it cannot be computed, so a ``file://`` Git
+    source cannot guess the path of another tenant's mirror either.
+    """
+
+    def __init__(self, cache_dir: Path) -> None:
+        self._secret = _load_or_create_secret(Path(cache_dir) / ACCESS_KEY_FILE)
+
+    def key(self, source: str, auth: tuple[str, str] | None) -> str:
+        """The directory name for `source` (a URL without userinfo) read with `auth`."""
+        parts = [source, "anonymous"] if auth is None else [source, "basic", auth[0], auth[1]]
+        message = "\0".join(parts).encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:24]
+
+
+def _load_or_create_secret(path: Path) -> bytes:
+    """The cache's HMAC secret; created atomically (link fails if another process won)."""
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".access-key.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    data = path.read_bytes()
+    if len(data) < 32:
+        raise OSError(f"{path} is damaged (shorter than 32 bytes); delete it to make a new one")
+    return data
 
 
 class KeyedLocks:

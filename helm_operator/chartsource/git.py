@@ -1,4 +1,5 @@
-"""Charts from Git repositories: one bare mirror per URL, exports per revision.
+"""Charts from Git repositories: one bare mirror per URL and credentials,
+exports per revision.
 
 Place in the flow: the release reconciler asks `GitMirrors.fetch` for
 ``(url, ref, path)`` and gets a chart directory plus a revision. This module
@@ -7,9 +8,16 @@ Secrets (credentials come in as a tuple) or write to any repository.
 
 Cache layout::
 
-    <cache_dir>/git/<sha256(url)[:16]>/mirror.git      bare mirror, shared by all releases
-    <cache_dir>/git/<sha256(url)[:16]>/<revision>/     the tree at commit <revision>
-    <cache_dir>/git/<sha256(url)[:16]>/<revision>/<path>   the directory returned
+    <cache_dir>/git/<access key>/mirror.git      bare mirror, shared by the releases
+                                                 that read it with the same credentials
+    <cache_dir>/git/<access key>/<revision>/     the tree at commit <revision>
+    <cache_dir>/git/<access key>/<revision>/<path>   the directory returned
+
+The access key (`cachedir.AccessKeys`) names the URL and the https
+credentials together, so a release without credentials (or with others)
+never reads a mirror that another release's credentials cloned: it gets a
+mirror of its own, and the server's answer to its own credentials. ssh
+sources all use the operator's key, so they share one mirror per URL.
 
 The revision is the newest commit at or before `ref` that touches `path`, so
 commits elsewhere in the repository are not chart changes. The whole tree at
@@ -44,9 +52,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
-from helm_operator.chartsource.cachedir import KeyedLocks, extract_tar, publish
-from helm_operator.chartsource.model import ChartFetchError, FetchedChart, split_userinfo, url_key
+from helm_operator.chartsource.cachedir import AccessKeys, KeyedLocks, extract_tar, publish
+from helm_operator.chartsource.model import ChartFetchError, FetchedChart, split_userinfo
 from helm_operator.gitrunner import SAFE_PROTOCOLS, Completed, Credentials, GitError, GitRunner, Remote
 
 log = logging.getLogger(__name__)
@@ -60,7 +69,7 @@ _BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
 class _Remote:
     url: str                  # what git is given: no credentials in it
     shown: str                # for messages and logs
-    key: str                  # cache directory name
+    key: str                  # cache directory name: URL and credentials (AccessKeys)
     git: GitRunner
 
 
@@ -70,10 +79,12 @@ class GitMirrors:
     def __init__(self, cache_dir: Path, poll_interval: float, *, timeout: float = DEFAULT_TIMEOUT,
                  git: str = "git") -> None:
         self._root = Path(cache_dir) / "git"
+        self._keys = AccessKeys(Path(cache_dir))
         self._poll_interval = poll_interval
         self._timeout = timeout
         self._git = git
-        self._fetched_at: dict[str, float] = {}   # url key -> monotonic time of last clone/fetch
+        self._fetched_at: dict[str, float] = {}   # access key -> monotonic time of last clone/fetch
+        self._keys_of_url: dict[str, set[str]] = {}  # bare URL -> its access keys, for refresh(url)
         self._mirror_locks = KeyedLocks()
         self._export_locks = KeyedLocks()
 
@@ -128,12 +139,18 @@ class GitMirrors:
             self._fetched_at.clear()
             return
         bare, _ = split_userinfo(url.strip())
-        self._fetched_at.pop(url_key(bare), None)
+        for key in self._keys_of_url.get(bare, ()):
+            self._fetched_at.pop(key, None)
 
-    def mirror_dir(self, url: str) -> Path:
-        """Where the bare mirror of `url` lives."""
-        bare, _ = split_userinfo(url.strip())
-        return self._root / url_key(bare) / "mirror.git"
+    def mirror_dir(self, url: str, auth: tuple[str, str] | None = None) -> Path:
+        """Where the bare mirror of `url` read with `auth` (or the URL's own userinfo) lives."""
+        bare, url_auth = split_userinfo(url.strip())
+        return self._root / self._access_key(bare, auth or url_auth) / "mirror.git"
+
+    def _access_key(self, bare: str, auth: tuple[str, str] | None) -> str:
+        """Only https credentials reach git (see `_remote`), so only they name a mirror."""
+        scheme = urlsplit(bare).scheme.lower() if "://" in bare else ""
+        return self._keys.key(bare, auth if scheme in ("http", "https") else None)
 
     # ------------------------------------------------------------ internals
 
@@ -145,7 +162,10 @@ class GitMirrors:
                         auth_advice="check the username and password in spec.chart.secretRef",
                         not_found_advice="check the repository URL in spec.chart.git")
         runner = GitRunner(remote, timeout=self._timeout, git=self._git, protocols=SAFE_PROTOCOLS)
-        return _Remote(url=remote.url, shown=remote.shown, key=url_key(remote.url), git=runner)
+        _, url_auth = split_userinfo(url)
+        key = self._access_key(remote.url, auth or url_auth)
+        self._keys_of_url.setdefault(remote.url, set()).add(key)
+        return _Remote(url=remote.url, shown=remote.shown, key=key, git=runner)
 
     def _mirror(self, remote: _Remote) -> Path:
         return self._root / remote.key / "mirror.git"

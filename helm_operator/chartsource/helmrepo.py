@@ -5,12 +5,16 @@ chart version and gets a directory to hand to helm. This module downloads,
 verifies and unpacks; it does not run helm, read Secrets (credentials come
 in as a tuple) or speak OCI.
 
-Cache layout, shared by every release that uses the same chart version::
+Cache layout, shared by every release that reads the same chart version
+with the same credentials::
 
-    <cache_dir>/helm/<sha256(repository URL)[:16]>/<name>-<version>/<chart>/Chart.yaml
+    <cache_dir>/helm/<access key>/<name>-<version>/<chart>/Chart.yaml
 
-A chart version is immutable, so once unpacked it is reused without any
-HTTP request. index.yaml is kept in memory for `index_ttl` seconds per
+where the access key (`cachedir.AccessKeys`) names the repository URL and
+the credentials together: a release without credentials, or with others,
+never gets a chart another release's credentials downloaded; it asks the
+server itself. A chart version is immutable, so once unpacked it is reused
+without any HTTP request by every release with those credentials. index.yaml is kept in memory for `index_ttl` seconds per
 repository (and per credentials); a version missing from a cached index
 makes one fresh request, so a just-published chart is found at once.
 """
@@ -30,7 +34,7 @@ import aiohttp
 import yaml
 from yarl import URL
 
-from helm_operator.chartsource.cachedir import KeyedLocks, extract_tar, find_chart_root, publish
+from helm_operator.chartsource.cachedir import AccessKeys, KeyedLocks, extract_tar, find_chart_root, publish
 from helm_operator.chartsource.model import (
     basic_auth_header,
     ChartFetchError,
@@ -38,7 +42,6 @@ from helm_operator.chartsource.model import (
     redact_url,
     scrub,
     split_userinfo,
-    url_key,
 )
 from helm_operator.runtime.httpsession import SessionOwner
 
@@ -73,6 +76,7 @@ class HelmRepoCache(SessionOwner):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._root = Path(cache_dir) / "helm"
+        self._keys = AccessKeys(Path(cache_dir))
         self._index_ttl = index_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._indexes: dict[tuple[str, str], _Index] = {}
@@ -81,10 +85,11 @@ class HelmRepoCache(SessionOwner):
         self._session = None
         self._trust_env = True  # honour HTTPS_PROXY and friends for chart downloads
 
-    def chart_dir(self, repository: str, name: str, version: str) -> Path:
-        """Where `fetch` unpacks this chart version (whether or not it is there)."""
-        repo, _ = _normalise_repository(repository)
-        return self._root / url_key(repo) / f"{name}-{version}"
+    def chart_dir(self, repository: str, name: str, version: str,
+                  auth: tuple[str, str] | None = None) -> Path:
+        """Where `fetch` unpacks this chart version read with `auth` (whether or not it is there)."""
+        repo, url_auth = _normalise_repository(repository)
+        return self._root / self._keys.key(repo, auth or url_auth) / f"{name}-{version}"
 
     async def fetch(
         self,
@@ -101,7 +106,7 @@ class HelmRepoCache(SessionOwner):
         for label, value in (("chart name", name), ("chart version", version)):
             if not value or not _SAFE_NAME.match(value) or ".." in value:
                 raise ChartFetchError(f"invalid {label} {value!r} for repository {shown}", url=shown)
-        final = self._root / url_key(repo) / f"{name}-{version}"
+        final = self._root / self._keys.key(repo, auth) / f"{name}-{version}"
         cached = _cached_chart(final, name)
         if cached is not None:
             return FetchedChart(path=cached, revision=version)

@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sync.add_argument("--config", type=Path, default=None, help="YAML file with several sources")
     sync.add_argument("--listen", dest="listen_host", default="0.0.0.0")
     sync.add_argument("--listen-port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    sync.add_argument("--webhook-listen", default=None, metavar="HOST:PORT",
+                      help="serve POST /api/v1/sync and /api/v1/sync-git on this address instead")
+    sync.add_argument("--webhook-token-file", type=Path, default=None, metavar="PATH",
+                      help="file holding a token the POST endpoints require as 'Authorization: Bearer "
+                           "<token>' (read at start; /metrics and /healthz stay open)")
     sync.add_argument("--workdir", type=Path, default=Path("/tmp/helm-operator-sync"),
                       help="where Git mirrors are kept")
     sync.add_argument("--once", action="store_true",
@@ -92,11 +97,17 @@ def run_sync(args: argparse.Namespace) -> int:
         return 2
     from helm_operator.gitsync.syncer import Syncer
     from helm_operator.kube.apply import kubeconfig_namespace
+    from helm_operator.runtime.http import TokenFileError, read_token_file
 
+    try:
+        token = read_token_file(config.webhook_token_file) if config.webhook_token_file else None
+    except TokenFileError as e:
+        print(f"helm-operator sync: {e}", file=sys.stderr)
+        return 2
     default_ns = args.default_namespace or kubeconfig_namespace(
         str(config.kubeconfig) if config.kubeconfig else None) or "default"
     try:
-        syncer = Syncer(config, _cluster(config.kubeconfig), default_ns)
+        syncer = Syncer(config, _cluster(config.kubeconfig), default_ns, webhook_token=token)
     except GitError as e:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return 2

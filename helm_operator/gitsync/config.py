@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from helm_operator.gitsync.plan import default_sync_set_name
+from helm_operator.runtime.http import parse_listen
 
 DEFAULT_POLL = 300.0  # Flux v1: --git-poll-interval=5m
 DEFAULT_SYNC = 300.0  # Flux v1: --sync-interval=5m
@@ -106,6 +107,8 @@ class SyncerConfig:
     listen_port: int = DEFAULT_PORT
     workdir: Path = Path("/tmp/helm-operator-sync")
     once: bool = False
+    webhook_token_file: Path | None = None        # POST /api/v1/sync(-git) need its token
+    webhook_listen: tuple[str, int] | None = None  # the triggers' own address
 
 
 def own_namespace() -> str:
@@ -195,9 +198,16 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         sources = (_check(defaults),)
     else:
         raise ConfigError("no source: give --git-url or --config")
+    webhook_listen = None
+    if getattr(args, "webhook_listen", None):
+        try:
+            webhook_listen = parse_listen(args.webhook_listen, "--webhook-listen")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return SyncerConfig(
         sources=sources, kubeconfig=args.kubeconfig,
         namespace=args.namespace or own_namespace(),
         listen_host=args.listen_host, listen_port=args.listen_port,
         workdir=args.workdir, once=args.once,
+        webhook_token_file=getattr(args, "webhook_token_file", None), webhook_listen=webhook_listen,
     )

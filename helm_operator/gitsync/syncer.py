@@ -210,8 +210,9 @@ class Syncer:
     """All sources of one process, their HTTP endpoints and metrics."""
 
     def __init__(self, config: SyncerConfig, cluster: ClusterApi, default_namespace: str,
-                 metrics: SyncMetrics | None = None) -> None:
+                 metrics: SyncMetrics | None = None, *, webhook_token: str | None = None) -> None:
         self.config = config
+        self._webhook_token = webhook_token
         self.metrics = metrics or SyncMetrics()
         self.sources = [
             SourceSyncer(s, cluster=cluster, namespace=config.namespace, workdir=config.workdir,
@@ -251,11 +252,14 @@ class Syncer:
 
     async def run(self) -> None:
         """Run every source loop and the HTTP server until cancelled."""
-        server = HttpServer(self.metrics, health=self.health, on_sync_git=self.trigger_all)
+        server = HttpServer(self.metrics, health=self.health, on_sync_git=self.trigger_all,
+                            webhook_token=self._webhook_token)
         server.add_route("POST", "/api/v1/sync", self._serve_sync)
-        port = await server.start(self.config.listen_host, self.config.listen_port)
-        log.info("syncer listening on %s:%d with %d source(s)", self.config.listen_host, port,
-                 len(self.sources))
+        hook_host, hook_port = self.config.webhook_listen or (None, None)
+        port = await server.start(self.config.listen_host, self.config.listen_port,
+                                  trigger_host=hook_host, trigger_port=hook_port)
+        log.info("syncer listening on %s:%d (triggers on port %s) with %d source(s)", self.config.listen_host,
+                 port, server.trigger_port, len(self.sources))
         self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)

@@ -11,7 +11,10 @@ pulling charts): what a release is now is read from helm's storage through
 the Kubernetes API (`helm.storage`, `release.observe`), never with `helm
 history`, `helm status` or `helm get`. This module knows helm flags, not
 HelmRelease semantics: `release/` decides what to call and with which
-options.
+options. The actions take `impersonate`, a user name for helm's
+``--kube-as-user`` (``system:serviceaccount:<ns>:<name>``): helm then acts
+with that ServiceAccount's rights, and a first install does not try to
+create the namespace (a ServiceAccount may not; it is its own).
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class UpgradeOptions:
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
+def _as_user(impersonate: str | None) -> tuple[str, ...]:
+    """helm's impersonation flag; the API server adds a ServiceAccount's groups itself."""
+    return ("--kube-as-user", impersonate) if impersonate else ()
+
+
 def _stderr(e: pyhelm3.errors.Error) -> str:
     text = e.stderr.decode("utf-8", errors="replace").strip()
     # helm 4 logs structured lines (level=WARN msg=...) before its error: keep the error.
@@ -102,12 +110,14 @@ class Helm:
             raise HelmError(action, release, _stderr(e)) from e
 
     async def upgrade_install(self, release: str, chart: Path | str, namespace: str,
-                              values: dict[str, Any], opts: UpgradeOptions) -> ReleaseRecord:
+                              values: dict[str, Any], opts: UpgradeOptions, *,
+                              impersonate: str | None = None) -> ReleaseRecord:
         """`helm upgrade --install`; returns the release helm made (with its manifest)."""
         args: list[Any] = [
             "upgrade", release, str(chart), "--install", "--namespace", namespace,
-            "--create-namespace", "--output", "json", "--values", "-",
+            *(() if impersonate else ("--create-namespace",)), "--output", "json", "--values", "-",
             "--timeout", f"{opts.timeout_seconds}s", "--history-max", opts.max_history,
+            *_as_user(impersonate),
         ]
         if opts.wait:
             args += [f"--wait={self.wait_strategy}", "--wait-for-jobs"]
@@ -132,11 +142,12 @@ class Helm:
 
     async def rollback(self, release: str, namespace: str, revision: int | None, *,
                        timeout_seconds: int, wait: bool, force: bool, disable_hooks: bool,
-                       max_history: int) -> None:
+                       max_history: int, impersonate: str | None = None) -> None:
         args: list[Any] = ["rollback", release]
         if revision is not None:
             args.append(revision)
-        args += ["--namespace", namespace, "--timeout", f"{timeout_seconds}s", "--history-max", max_history]
+        args += ["--namespace", namespace, "--timeout", f"{timeout_seconds}s", "--history-max", max_history,
+                 *_as_user(impersonate)]
         if wait:
             args += [f"--wait={self.wait_strategy}", "--wait-for-jobs"]
         if force:
@@ -145,12 +156,15 @@ class Helm:
             args.append("--no-hooks")
         await self._run("rollback", release, args)
 
-    async def test(self, release: str, namespace: str, timeout_seconds: int) -> None:
+    async def test(self, release: str, namespace: str, timeout_seconds: int, *,
+                   impersonate: str | None = None) -> None:
         await self._run("test", release, ["test", release, "--namespace", namespace,
-                                          "--timeout", f"{timeout_seconds}s"])
+                                          "--timeout", f"{timeout_seconds}s", *_as_user(impersonate)])
 
-    async def uninstall(self, release: str, namespace: str, timeout_seconds: int, wait: bool = False) -> None:
-        args: list[Any] = ["uninstall", release, "--namespace", namespace, "--timeout", f"{timeout_seconds}s"]
+    async def uninstall(self, release: str, namespace: str, timeout_seconds: int, wait: bool = False, *,
+                        impersonate: str | None = None) -> None:
+        args: list[Any] = ["uninstall", release, "--namespace", namespace, "--timeout", f"{timeout_seconds}s",
+                           *_as_user(impersonate)]
         if wait:
             args.append("--wait")
         await self._run("uninstall", release, args)

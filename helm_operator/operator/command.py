@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 from pathlib import Path
 
 from helm_operator.automation.gitwrite import GitTarget
 from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
+from helm_operator.release.hostpolicy import HostPolicy
+from helm_operator.release.tenancy import TenancyPolicy
+from helm_operator.runtime.http import parse_listen, read_token_file
 from helm_operator.settings import parse_duration, setup_logging
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
                    help="ssh command for ssh Git chart sources (e.g. with -i KEY and known_hosts)")
     p.add_argument("--listen", default="0.0.0.0:3030", help="address of /metrics, /healthz, /api/v1/sync-git")
+    p.add_argument("--webhook-listen", default=None, metavar="HOST:PORT",
+                   help="serve POST /api/v1/sync-git on this address instead of --listen")
+    p.add_argument("--webhook-token-file", type=Path, default=None, metavar="PATH",
+                   help="file holding a token that POST /api/v1/sync-git requires as "
+                        "'Authorization: Bearer <token>' (read at start; /metrics and /healthz stay open)")
     p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("HELM_OPERATOR_CHART_CACHE",
                                                                          "/tmp/helm-operator-cache")))
     p.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"))
@@ -64,13 +76,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="namespace of HelmRelease documents in Git that name none")
     p.add_argument("--watch-timeout", type=parse_duration, default=parse_duration("5m"),
                    help="how long one watch request lasts before it is renewed (default 5m)")
+    t = p.add_argument_group("tenant lockdown (all off by default)")
+    t.add_argument("--default-service-account", default=None, metavar="NAME",
+                   help="helm acts as this ServiceAccount of each HelmRelease's namespace when the "
+                        "HelmRelease names none in spec.serviceAccountName (default: act as the operator)")
+    t.add_argument("--no-cross-namespace-refs", action="store_true",
+                   help="refuse HelmReleases whose targetNamespace, valuesFrom ConfigMap/Secret or "
+                        "chart.secretRef is in another namespace")
+    t.add_argument("--external-source-allow", action="append", default=[], metavar="HOST",
+                   help="allow externalSourceRef URLs to reach this IP, CIDR, host name, *.domain or * "
+                        "(repeatable); an allowed address wins over any deny")
+    t.add_argument("--external-source-deny", action="append", default=[], metavar="HOST",
+                   help="deny this IP, CIDR, host name, *.domain or * to externalSourceRef URLs (repeatable), "
+                        "beside the default: loopback, link-local and cloud metadata addresses")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
 
 
+def _lockdown(args: argparse.Namespace) -> TenancyPolicy:
+    """The tenancy flags as a policy; a bad value stops the program with its flag named."""
+    if args.default_service_account is not None and not _DNS_SUBDOMAIN.match(args.default_service_account):
+        raise SystemExit(f"helm-operator run: --default-service-account {args.default_service_account!r} "
+                         "is not a ServiceAccount name (lower-case letters, digits, '-' and '.')")
+    try:
+        hosts = HostPolicy.from_flags(args.external_source_allow, args.external_source_deny)
+    except ValueError as e:
+        raise SystemExit(f"helm-operator run: --external-source-allow/--external-source-deny: {e}") from None
+    return TenancyPolicy(default_service_account=args.default_service_account,
+                         no_cross_namespace_refs=args.no_cross_namespace_refs, external_hosts=hosts)
+
+
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
+    lockdown = _lockdown(args)
+    try:
+        token = read_token_file(args.webhook_token_file) if args.webhook_token_file else None
+        webhook_listen = parse_listen(args.webhook_listen, "--webhook-listen") if args.webhook_listen else None
+    except ValueError as e:
+        raise SystemExit(f"helm-operator run: {e}") from None
     host, _, port = args.listen.rpartition(":")
     automation = None
     if args.git_url:
@@ -92,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         helm_binary=args.helm_binary, oci_plain_http=args.oci_plain_http,
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
-        automation=automation, drift_interval=args.drift_detection_interval,
+        automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
+        webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
     )
     asyncio.run(Operator(settings).run())

@@ -29,6 +29,7 @@ from helm_operator.release.drift import DriftDetector
 from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, ObjectVersions, ReleaseStorage
 from helm_operator.release.reconciler import Reconciler
 from helm_operator.release.record import Recorder
+from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
@@ -60,6 +61,9 @@ class OperatorSettings:
     drift_interval: float = 600.0
     watch_timeout: int = 300  # seconds a watch request lasts before it is renewed
     default_drift_mode: str = "warn"  # for HelmReleases without spec.driftDetection.mode
+    lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
+    webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
+    webhook_listen: tuple[str, int] | None = None                # the trigger's own address
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,10 @@ class Operator:
                                      Recorder(self.kube, self.metrics, on_stored=self.store.update),
                                      self.metrics, self.store, self.storage, self.versions,
                                      settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
-                                     settings.drift_interval, DriftMode(settings.default_drift_mode))
-        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
+                                     settings.drift_interval, DriftMode(settings.default_drift_mode),
+                                     lockdown=settings.lockdown)
+        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
+                               webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self.queue.add,
                                            lambda key: set(self.reconciler.dependants.get(key, ())))
         self.watchers: list[ResourceWatcher] = []
@@ -223,8 +229,11 @@ class Operator:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop_on_signals(self.stop)
-        port = await self.http.start(self.settings.listen_host, self.settings.listen_port)
-        log.info("serving /metrics, /healthz and /api/v1/sync-git on %s:%d", self.settings.listen_host, port)
+        hook_host, hook_port = self.settings.webhook_listen or (None, None)
+        port = await self.http.start(self.settings.listen_host, self.settings.listen_port,
+                                     trigger_host=hook_host, trigger_port=hook_port)
+        log.info("serving /metrics, /healthz on %s:%d and /api/v1/sync-git on port %s", self.settings.listen_host,
+                 port, self.http.trigger_port)
         holder: asyncio.Task[None] | None = None
         if self.settings.leader_elect:
             elector = LeaderElector(

@@ -5,12 +5,16 @@ pulls OCI charts with `helm pull`; reads `chartPullSecret` / `secretRef`
 Secrets (keys `username` and `password`) through `kube`. Credentials are
 handed to the fetchers, never logged. Git charts get `helm dependency
 update` once per revision unless `skipDepUpdate`.
+
+Every cache (OCI included) is keyed by the source and the credentials that
+read it (`chartsource.cachedir.AccessKeys`), so a release is only served
+what its own credentials can read; the Secret is therefore read before the
+cache is looked at (one GET per fetch, as for Helm repositories already).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import tempfile
@@ -21,6 +25,7 @@ import yaml
 from helm_operator.api.constants import ChartSourceKind
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.chartsource import ChartFetchError, FetchedChart, GitMirrors, HelmRepoCache
+from helm_operator.chartsource.cachedir import AccessKeys
 from helm_operator.helm import Helm, HelmError
 from helm_operator.kube import Kube, NotFound
 
@@ -37,6 +42,7 @@ class ChartFetcher:
         self.git = GitMirrors(cache_dir, git_poll_interval)
         self.git_ssh_command = git_ssh_command
         self.oci_plain_http = oci_plain_http
+        self._oci_keys = AccessKeys(cache_dir)
         self._locks: dict[str, asyncio.Lock] = {}
         # Git chart revisions last fetched, by (url, ref, path): what a
         # resync compares with, without running git (see `known_revision`).
@@ -126,7 +132,8 @@ class ChartFetcher:
         chart = hr.chart
         assert chart.repository and chart.name and chart.version
         ref = f"{chart.repository.rstrip('/')}/{chart.name}"
-        key = hashlib.sha256(ref.encode()).hexdigest()[:16]
+        auth = await self._basic_auth(hr.namespace, chart.pull_secret, "chartPullSecret")
+        key = self._oci_keys.key(ref, auth)
         final = self.cache_dir / "oci" / key / f"{chart.name}-{chart.version}"
         if (final / chart.name / "Chart.yaml").exists():
             return FetchedChart(final / chart.name, chart.version)
@@ -134,7 +141,6 @@ class ChartFetcher:
         async with lock:
             if (final / chart.name / "Chart.yaml").exists():
                 return FetchedChart(final / chart.name, chart.version)
-            auth = await self._basic_auth(hr.namespace, chart.pull_secret, "chartPullSecret")
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".pull-"))
             registry_config = tmp / "registry.json"
@@ -147,9 +153,20 @@ class ChartFetcher:
                                          plain_http=self.oci_plain_http)
                 os.replace(tmp / "out", final) if not final.exists() else None
             except HelmError as e:
-                raise ChartFetchError(f"pulling {ref} version {chart.version} failed: {e.message}") from e
+                raise ChartFetchError(f"pulling {ref} version {chart.version} failed: {e.message}"
+                                      f"{_oci_auth_hint(e.message, auth)}") from e
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         if not (final / chart.name / "Chart.yaml").exists():
             raise ChartFetchError(f"{ref} version {chart.version} holds no chart named {chart.name}")
         return FetchedChart(final / chart.name, chart.version)
+
+
+def _oci_auth_hint(helm_error: str, auth: tuple[str, str] | None) -> str:
+    """What to do when the registry refused the pull for want of (right) credentials."""
+    lowered = helm_error.lower()
+    if not any(word in lowered for word in ("credential not found", "401", "unauthorized", "denied")):
+        return ""
+    if auth is None:
+        return "; the registry needs credentials: set spec.chart.chartPullSecret"
+    return "; the credentials were refused: check the username and password in chartPullSecret"

@@ -41,7 +41,7 @@ from helm_operator.helm import classify
 from helm_operator.helm.storage import MAX_DIGEST_IN_LABEL, RevisionMeta, owner_label, parse_owner, secret_name
 from helm_operator.kube import Kube, KubeError
 from helm_operator.kube.apply import ClusterApi
-from helm_operator.release import ownership
+from helm_operator.release import ownership, tenancy
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.actions.deploy import DeployRequest, deploy
 from helm_operator.release.actions.recover import recover
@@ -104,7 +104,8 @@ class Reconciler:
                  metrics: Metrics, store: HelmReleaseStore, storage: ReleaseStorage,
                  versions: ObjectVersions, default_git_ref: str = "master",
                  drift: DriftDetector | None = None, drift_interval: float = 0.0,
-                 default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None) -> None:
+                 default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None,
+                 lockdown: tenancy.TenancyPolicy | None = None) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
@@ -117,6 +118,7 @@ class Reconciler:
         self.drift = drift
         self.drift_interval = drift_interval
         self.default_drift_mode = default_drift_mode
+        self.lockdown = lockdown or tenancy.TenancyPolicy()
         # any-kind access with one shared discovery (ownership checks, stamps, drift)
         self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
         # key -> fingerprint of the inputs when the release was last settled
@@ -154,6 +156,9 @@ class Reconciler:
             hr = parse(obj, default_git_ref=self.default_git_ref)
         except InvalidSpec as e:
             return await self._invalid(ref, obj, e)
+        refused = tenancy.refusal(hr, self.lockdown)
+        if refused:
+            return await self._refused(hr, obj, refused)
         self._index(hr)
         hold = precondition(hr, *self._dependencies(hr))
         if hold is not None:
@@ -287,7 +292,7 @@ class Reconciler:
         if not chart_cond or chart_cond.get("status") != "True":
             self._chart_news[hr.key] = f"chart fetched: {hr.chart}"  # written with the next record
         try:
-            values = await compose_values(self.kube, hr, chart.path)
+            values = await compose_values(self.kube, hr, chart.path, self.lockdown.external_hosts)
         except (ValuesError, KubeError) as e:
             log.warning("%s: values: %s", hr.key, e)
             return await self._failed_before_helm(
@@ -425,7 +430,7 @@ class Reconciler:
             return await self._rollback(hr, obj, d, "rollback")
         if d.action is Action.RECOVER:
             if d.target is None:
-                result = await recover(self.helm, self.metrics, hr, None)
+                result = await recover(self.helm, self.metrics, hr, None, self._as(hr))
                 self._log_result(hr, "recover", result)
                 await self._refresh(hr)
                 if not result.ok:
@@ -433,7 +438,8 @@ class Reconciler:
                 return hr, result.ok
             return await self._rollback(hr, obj, d, "rollback" if d.details.get("finishes") else "recover")
         if d.action is Action.UNINSTALL:
-            result = await uninstall(self.helm, self.metrics, hr.release_name, hr.target_namespace, hr.timeout)
+            result = await uninstall(self.helm, self.metrics, hr.release_name, hr.target_namespace, hr.timeout,
+                                     self._as(hr))
             self._log_result(hr, "uninstall", result)
             if result.ok:
                 self.storage.forget(hr.target_namespace, hr.release_name)
@@ -454,7 +460,7 @@ class Reconciler:
             f"running helm {verb} of {hr.release_name} ({hr.chart})",
             attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False))
         req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
-                            (newest.revision if newest else 0) + 1, install)
+                            (newest.revision if newest else 0) + 1, install, self._as(hr))
         result = await deploy(self.helm, self.metrics, req)
         self._log_result(hr, verb, result)
         if result.ok and result.record is not None and result.record.revision == req.next_revision:
@@ -501,7 +507,7 @@ class Reconciler:
         assert newest is not None
         hr = await self._record(hr, obj, Outcome(Phase.TESTING, f"running helm test of {hr.release_name}",
                                                  event=False))
-        result = await run_tests(self.helm, self.metrics, hr)
+        result = await run_tests(self.helm, self.metrics, hr, self._as(hr))
         self._log_result(hr, "test", result)
         last = head(hr.status)
         action = last.action if last and last.revision == newest.revision else "upgrade"
@@ -521,9 +527,9 @@ class Reconciler:
                         action: str) -> tuple[HelmRelease, bool]:
         hr = await self._record(hr, obj, Outcome(Phase.ROLLING_BACK, d.reason, event=False))
         if action == "recover":
-            result = await recover(self.helm, self.metrics, hr, d.target)
+            result = await recover(self.helm, self.metrics, hr, d.target, self._as(hr))
         else:
-            result = await roll_back(self.helm, self.metrics, hr, d.target)
+            result = await roll_back(self.helm, self.metrics, hr, d.target, self._as(hr))
         self._log_result(hr, action, result)
         if not result.ok:
             before = self.storage.revisions(hr.target_namespace, hr.release_name)
@@ -570,6 +576,32 @@ class Reconciler:
         if not (ref.status.get("observedGeneration") == ref.generation and ready.get("message") == str(e)):
             await self.recorder.record(ref, obj, Outcome(phase, str(e)))
         return DONE  # nothing to retry until the HelmRelease changes
+
+    # ---- tenancy -------------------------------------------------------------
+    def _as(self, hr: HelmReleaseRef) -> str | None:
+        """Who helm acts as for `hr` (tenancy: its ServiceAccount), None for the operator."""
+        return tenancy.impersonation(hr, self.lockdown)
+
+    async def _refused(self, hr: HelmRelease, obj: dict[str, Any], refused: str) -> Result:
+        """The tenancy policy refuses this HelmRelease: say why once, act on nothing."""
+        log.warning("%s: refused: %s", hr.key, refused)
+        self.settled.pop(hr.key, None)
+        ready = get_condition(hr.status.get("conditions"), ConditionType.READY) or {}
+        if not (hr.status.get("observedGeneration") == hr.generation and ready.get("message") == refused):
+            await self.recorder.record(hr, obj, Outcome(Phase.FAILED, refused))
+        return DONE
+
+    async def _uninstall_refusal(self, ref: HelmReleaseRef) -> str | None:
+        """Why deleting `ref` must not uninstall: outside its namespace under the policy, or
+        its ServiceAccount is gone (a namespace being deleted; nothing could act as it)."""
+        refused = tenancy.delete_refusal(ref, self.lockdown)
+        account = tenancy.service_account(ref, self.lockdown)
+        if refused is None and account is not None:
+            rt = await self.cluster.resource_type("v1", "ServiceAccount")
+            sa = await self.cluster.get(rt, ref.namespace, account) if rt else None
+            if sa is None:
+                refused = f"its ServiceAccount {ref.namespace}/{account} no longer exists"
+        return refused
 
     # ---- ownership stamp -----------------------------------------------------
     async def _stamp(self, hr: HelmReleaseRef, manifest: str, fresh: bool) -> None:
@@ -673,9 +705,13 @@ class Reconciler:
                                        "is left installed")
         elif revisions:
             owner = await self._foreign_owner(ref, revisions[0])
+            refused = None if owner else await self._uninstall_refusal(ref)
             if owner:
                 log.warning("%s: deleted, but release %s belongs to %s: leaving it", ref.key,
                             ref.release_name, owner)
+            elif refused:
+                log.warning("%s: deleted, but not uninstalling release %s: %s", ref.key, ref.release_name,
+                            refused)
             else:
                 started = time.monotonic()
                 log.info("%s: HelmRelease deleted: uninstalling %s", ref.key, ref.release_name)
@@ -684,7 +720,8 @@ class Reconciler:
                     timeout = parse(obj, default_git_ref=self.default_git_ref).timeout
                 except InvalidSpec:
                     pass
-                result = await uninstall(self.helm, self.metrics, ref.release_name, ref.target_namespace, timeout)
+                result = await uninstall(self.helm, self.metrics, ref.release_name, ref.target_namespace, timeout,
+                                         self._as(ref))
                 if not result.ok:
                     log.warning("%s: helm uninstall failed: %s", ref.key, result.message)
                     await self.recorder.record(ref, obj, Outcome(Phase.FAILED,

@@ -1,8 +1,9 @@
 """Compose a release's values: `valuesFrom` sources in order, then
 `spec.values`, merged deeply (maps merge, everything else is replaced).
 
-Reads ConfigMaps and Secrets through `kube`, external URLs over HTTP and
-files inside the fetched chart. `optional` skips a missing object, a missing
+Reads ConfigMaps and Secrets through `kube`, external URLs over HTTP (only
+hosts the operator's host policy allows: `release.external`) and files
+inside the fetched chart. `optional` skips a missing object, a missing
 key or invalid YAML; any other error fails. Error messages name the source,
 never its content: values can hold secrets.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 
 from helm_operator.api.constants import ValuesSourceKind
@@ -21,6 +21,8 @@ from helm_operator.api.sources import ValuesSource
 from helm_operator.api.values import merge_values
 from helm_operator.chartsource.chartfiles import ChartFileEscapes, read_chart_file
 from helm_operator.kube import Kube, NotFound
+from helm_operator.release.external import ExternalSourceError, ExternalSourceRefused, fetch_text
+from helm_operator.release.hostpolicy import HostPolicy
 
 
 class ValuesError(Exception):
@@ -50,7 +52,7 @@ def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
 
 
 async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
-                http: aiohttp.ClientSession | None) -> tuple[str, str]:
+                hosts: HostPolicy) -> tuple[str, str]:
     """Return (text, description) of one source; raise _Skip when optional and absent."""
     where = source.describe()
     if source.kind in (ValuesSourceKind.CONFIG_MAP, ValuesSourceKind.SECRET):
@@ -73,20 +75,15 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
             raise ValuesError(f"{where}: key {key!r} not found")
         return data[key], where
     if source.kind is ValuesSourceKind.EXTERNAL:
-        assert source.url and http is not None
+        assert source.url
         try:
-            async with http.get(source.url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
-                if resp.status != 200:
-                    raise ValuesError(f"{where}: HTTP {resp.status}")
-                return await resp.text(), where
-        except (aiohttp.ClientError, TimeoutError) as e:
+            return await fetch_text(source.url, hosts), where
+        except ExternalSourceRefused as e:
+            raise ValuesError(f"{where}: {e}") from None  # never optional: the policy forbids the spec
+        except ExternalSourceError as e:
             if source.optional:
                 raise _Skip() from e
-            raise ValuesError(f"{where}: {type(e).__name__}: {e}") from e
-        except ValuesError:
-            if source.optional:
-                raise _Skip() from None
-            raise
+            raise ValuesError(f"{where}: {e}") from None
     if source.kind is ValuesSourceKind.CHART_FILE:
         assert source.path is not None
         if chart_dir is None:
@@ -102,24 +99,21 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
     raise ValuesError(f"{where}: unknown source kind")
 
 
-async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None) -> dict[str, Any]:
-    """The values to give helm for `hr`, in COMPAT's merge order."""
+async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None,
+                         hosts: HostPolicy | None = None) -> dict[str, Any]:
+    """The values to give helm for `hr`, in COMPAT's merge order.
+
+    `hosts` limits externalSourceRef URLs; None is the default policy
+    (loopback, link-local and cloud metadata denied).
+    """
     result: dict[str, Any] = {}
-    http: aiohttp.ClientSession | None = None
-    try:
-        for source in hr.values_from:
-            # An HTTP session only when a source needs one: this runs on every
-            # resync of every HelmRelease, and most read no URL.
-            if source.kind is ValuesSourceKind.EXTERNAL and http is None:
-                http = aiohttp.ClientSession()
-            try:
-                text, where = await _read(kube, source, chart_dir, http)
-                result = merge_values(result, _parse(text, where, source.optional))
-            except _Skip:
-                continue
-    finally:
-        if http is not None:
-            await http.close()
+    policy = hosts or HostPolicy()
+    for source in hr.values_from:
+        try:
+            text, where = await _read(kube, source, chart_dir, policy)
+            result = merge_values(result, _parse(text, where, source.optional))
+        except _Skip:
+            continue
     return merge_values(result, hr.values)
 
 

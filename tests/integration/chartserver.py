@@ -1,8 +1,10 @@
 """Helm chart repositories for tests and the demo: package a chart directory
-under another name/version, and serve a folder over HTTP on 127.0.0.1."""
+under another name/version, and serve a folder over HTTP on 127.0.0.1,
+optionally only to requests with the right basic auth credentials."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import shutil
@@ -34,9 +36,27 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_directory(root: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
-    """Serve `root` on a free port; returns (base URL, server to shut down)."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
+class _BasicAuthHandler(_QuietHandler):
+    expected = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.headers.get("Authorization") != self.expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="charts"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+def serve_directory(root: Path, auth: tuple[str, str] | None = None) -> tuple[str, http.server.ThreadingHTTPServer]:
+    """Serve `root` on a free port (only with basic `auth` when given);
+    returns (base URL, server to shut down)."""
+    base: type[_QuietHandler] = _QuietHandler
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        base = type("AuthHandler", (_BasicAuthHandler,), {"expected": f"Basic {token}"})
+    handler = functools.partial(base, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}", server

@@ -14,6 +14,7 @@ kubeconfig (not even through $KUBECONFIG), so a missing rule shows up as a
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import yaml
 from tests.cluster.localcluster import LocalCluster, free_port
 from tests.integration.conftest import ChartRepo
 from tests.integration.gitsync_support import GitRemote
-from tests.integration.helpers import eventually
+from tests.integration.helpers import api_refusals, eventually
 from tests.integration.hr import condition, get, hello_chart, wait_phase
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +150,8 @@ def installed_chart(cluster: LocalCluster, tmp_path: Path) -> Iterator[dict[str,
     elapsed = time.monotonic() - started
     print(f"chart installed and Available in {elapsed:.1f}s")
     yield {"chart_ns": chart_ns, "release_ns": release_ns, "release": release,
-           "service_account": release, "install_seconds": elapsed, "notes": install.stdout}
+           "service_account": release, "install_seconds": elapsed, "notes": install.stdout,
+           "values_file": values_file, "helm_env": env}
     subprocess.run([cluster.binary("helm"), "uninstall", release, "-n", chart_ns, "--wait"],
                    env=env, capture_output=True, text=True)
 
@@ -244,3 +246,67 @@ def test_chart_rbac_is_enough_for_the_syncer_and_the_operator(
     for name, text in logs.items():
         refusals = api_refusals(text)
         assert not refusals, f"{name} was refused by the API server:\n" + "\n".join(refusals)
+
+
+def _webhook_token(cluster: LocalCluster, ns: str, release: str) -> str:
+    secret = json.loads(cluster.kubectl("get", "secret", f"{release}-webhook", "-n", ns, "-o", "json").stdout)
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+def test_the_generated_webhook_token_survives_an_upgrade(cluster: LocalCluster,
+                                                          installed_chart: dict[str, Any]) -> None:
+    """`lookup` keeps the token a Git host's webhook was configured with."""
+    ns, release = installed_chart["chart_ns"], installed_chart["release"]
+    before = _webhook_token(cluster, ns, release)
+    assert len(before) == 48
+    upgrade = subprocess.run(
+        [cluster.binary("helm"), "upgrade", release, str(CHART), "-n", ns, "-f", str(installed_chart["values_file"]),
+         "--set", "operator.workers=2", "--wait", "--timeout", "3m"],
+        env=installed_chart["helm_env"], capture_output=True, text=True)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert _webhook_token(cluster, ns, release) == before
+    assert "Authorization: Bearer <token>" in upgrade.stdout
+
+
+def test_chart_rbac_lets_the_operator_act_as_a_tenant_service_account(
+        cluster: LocalCluster, chart_repo: ChartRepo, installed_chart: dict[str, Any], tmp_path: Path) -> None:
+    """The operator, holding only the chart's rights, impersonates the
+    HelmRelease's ServiceAccount (--default-service-account, as
+    tenancy.defaultServiceAccount passes it), installs, and uninstalls on
+    delete after checking that the ServiceAccount exists."""
+    chart_ns, release_ns = installed_chart["chart_ns"], installed_chart["release_ns"]
+    kubeconfig = sa_kubeconfig(cluster, chart_ns, installed_chart["service_account"], tmp_path / "sa.kubeconfig")
+    env = sa_env(cluster, kubeconfig, tmp_path)
+    cluster.kubectl("create", "serviceaccount", "tenant", "-n", release_ns)
+    cluster.kubectl("create", "rolebinding", "tenant-admin", "-n", release_ns, "--clusterrole=admin",
+                    f"--serviceaccount={release_ns}:tenant")
+    calls = tmp_path / "helm-calls.txt"
+    wrapper = tmp_path / "helm"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {cluster.binary("helm")} "$@"\n')
+    wrapper.chmod(0o755)
+    run_port = free_port()
+    operator = Process("operator", [
+        "run", "--kubeconfig", str(kubeconfig), "--allow-namespace", release_ns,
+        "--listen", f"127.0.0.1:{run_port}", "--cache-dir", str(tmp_path / "cache"),
+        "--helm-binary", str(wrapper), "--log-level", "debug",
+        "--default-service-account", "tenant", "--no-cross-namespace-refs"],
+        env, tmp_path / "operator.log", run_port)
+    try:
+        cluster.kubectl("apply", "-n", release_ns, "-f", "-", input=json.dumps({
+            "apiVersion": "helm.fluxcd.io/v1", "kind": "HelmRelease", "metadata": {"name": "web"},
+            "spec": {"chart": hello_chart(chart_repo.url)}}))
+        wait_phase(cluster, release_ns, "web", "Succeeded", timeout=180)
+        deployment = get(cluster, release_ns, "deployment", f"{release_ns}-web-hello")
+        assert deployment is not None
+        cluster.kubectl("delete", "helmrelease", "web", "-n", release_ns, "--wait=false")
+        eventually(lambda: get(cluster, release_ns, "helmrelease", "web") is None, timeout=120,
+                   what="HelmRelease uninstalled as the tenant and its finalizer removed")
+        assert get(cluster, release_ns, "deployment", f"{release_ns}-web-hello") is None
+        actions = [c for c in calls.read_text().splitlines() if c.startswith(("upgrade ", "uninstall "))]
+        assert [c.split()[0] for c in actions] == ["upgrade", "uninstall"]
+        assert all(f"--kube-as-user system:serviceaccount:{release_ns}:tenant" in c for c in actions)
+    finally:
+        log = operator.tail(20000)
+        operator.stop()
+    refusals = api_refusals(log)
+    assert not refusals, "operator was refused by the API server:\n" + "\n".join(refusals)

@@ -227,3 +227,24 @@ def test_model_is_frozen() -> None:
     assert isinstance(hr, HelmRelease)
     with pytest.raises(AttributeError):
         hr.timeout = 1  # type: ignore[misc]
+
+
+# ------------------------------------------------ serviceAccountName (ours)
+
+
+def test_service_account_name_is_read_and_absent_means_none() -> None:
+    assert parse(manifest(serviceAccountName="deployer")).service_account_name == "deployer"
+    assert parse(manifest()).service_account_name is None
+    assert parse(manifest(serviceAccountName="")).service_account_name is None
+    assert parse_ref(manifest(serviceAccountName="deployer")).service_account_name == "deployer"
+
+
+@pytest.mark.parametrize("name", ["other:deployer", "ns/deployer", "Deployer", "-x", "x" * 254])
+def test_a_service_account_name_reaching_elsewhere_is_refused(name: str) -> None:
+    with pytest.raises(InvalidSpec, match="spec.serviceAccountName"):
+        parse(manifest(serviceAccountName=name))
+
+
+def test_a_broken_service_account_name_never_stops_a_delete() -> None:
+    """parse_ref reads what deleting needs and must not fail on the spec."""
+    assert parse_ref(manifest(serviceAccountName=42)).service_account_name is None

@@ -12,6 +12,7 @@ the CLI. No cluster is needed: `helm template` runs offline.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import io
 import subprocess
@@ -155,7 +156,8 @@ def test_lint_is_clean() -> None:
 def test_defaults_render_the_operator_alone_with_least_privilege() -> None:
     docs = render()
     assert sorted(d["kind"] for d in docs) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"])
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
+         "Secret"])
     deploy = one(docs, "Deployment")
     pod = deploy["spec"]["template"]["spec"]
     assert deploy["spec"]["replicas"] == 1
@@ -442,3 +444,122 @@ def test_automation_without_a_repository_is_refused() -> None:
                      capture_output=True, text=True)
     assert result.returncode != 0
     assert "automation.enabled needs automation.gitUrl" in result.stderr
+
+
+# ------------------------------------------------------- tenancy and triggers
+
+
+def test_the_webhook_token_is_generated_mounted_and_required_by_default() -> None:
+    docs = render(SSH_SOURCE)
+    secret = one(docs, "Secret", f"{NAME}-webhook")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 48 and token.isalnum()
+    again = one(render(SSH_SOURCE), "Secret", f"{NAME}-webhook")["data"]["token"]
+    assert again != secret["data"]["token"], "random when there is no cluster to look the old one up in"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-token")
+    assert volume["secret"]["secretName"] == f"{NAME}-webhook"
+    assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+    for name, container in containers(docs).items():
+        args = parse_cli(container["args"])
+        assert str(args.webhook_token_file) == "/etc/helm-operator/webhook/token", name
+        assert args.webhook_listen is None, name
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-token")
+        assert mount == {"name": "webhook-token", "mountPath": "/etc/helm-operator/webhook", "readOnly": True}
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["path"] == "/healthz", "probes need no token"
+
+
+def test_an_existing_token_secret_is_used_instead_of_generating_one() -> None:
+    docs = render({"webhook.token.existingSecret": "hooks", "webhook.token.secretKey": "github"})
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-token")
+    assert volume["secret"]["secretName"] == "hooks"
+    assert volume["secret"]["items"] == [{"key": "github", "path": "token"}]
+
+
+def test_triggers_without_a_token_when_switched_off() -> None:
+    docs = render({"webhook.token.enabled": "false"})
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    operator = containers(docs)["operator"]
+    assert parse_cli(operator["args"]).webhook_token_file is None
+    assert "webhook-token" not in {m["name"] for m in operator["volumeMounts"]}
+
+
+def test_triggers_on_their_own_ports_with_their_own_service_ports() -> None:
+    docs = render({**HTTPS_SOURCE, "webhook.separatePort": "true"})
+    c = containers(docs)
+    for name, port in (("operator", 3040), ("syncer", 3041)):
+        args = parse_cli(c[name]["args"])
+        assert args.webhook_listen == f"0.0.0.0:{port}", name
+        assert {"name": f"hook-{name}", "containerPort": port, "protocol": "TCP"} in c[name]["ports"]
+    ports = {p["name"]: p["port"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert ports == {"http-operator": 3030, "http-syncer": 3031, "hook-operator": 3040, "hook-syncer": 3041}
+
+
+def test_the_network_policy_admits_metrics_and_triggers_from_their_own_peers() -> None:
+    prometheus = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    ingress = {"namespaceSelector": {"matchLabels": {"name": "ingress"}}}
+    values = {**HTTPS_SOURCE, "networkPolicy.enabled": "true", "webhook.separatePort": "true",
+              "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name": "monitoring",
+              "networkPolicy.webhookFrom[0].namespaceSelector.matchLabels.name": "ingress"}
+    policy = one(render(values), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == NAME
+    metrics, hooks = policy["spec"]["ingress"]
+    assert [p["port"] for p in metrics["ports"]] == ["http-operator", "http-syncer"]
+    assert metrics["from"] == [prometheus]
+    assert [p["port"] for p in hooks["ports"]] == ["hook-operator", "hook-syncer"]
+    assert hooks["from"] == [ingress]
+
+    shared = one(render({**values, "webhook.separatePort": "false"}), "NetworkPolicy")
+    [both] = shared["spec"]["ingress"]
+    assert both["from"] == [prometheus, ingress], "triggers share the port: both peers get in"
+    anyone = one(render({"networkPolicy.enabled": "true"}), "NetworkPolicy")
+    [open_rule] = anyone["spec"]["ingress"]
+    assert "from" not in open_rule and [p["port"] for p in open_rule["ports"]] == ["http-operator"]
+    assert not [d for d in render() if d["kind"] == "NetworkPolicy"], "off by default"
+
+
+def test_tenancy_values_reach_the_operators_flags() -> None:
+    assert parse_cli(containers(render())["operator"]["args"]).default_service_account is None
+    docs = render({"tenancy.defaultServiceAccount": "helm", "tenancy.noCrossNamespaceRefs": "true",
+                   "tenancy.externalSources.allow[0]": "10.0.0.0/8",
+                   "tenancy.externalSources.allow[1]": "charts.example.com",
+                   "tenancy.externalSources.deny[0]": "*"})
+    args = parse_cli(containers(docs)["operator"]["args"])
+    assert args.default_service_account == "helm"
+    assert args.no_cross_namespace_refs is True
+    assert args.external_source_allow == ["10.0.0.0/8", "charts.example.com"]
+    assert args.external_source_deny == ["*"]
+
+
+def test_the_operator_may_impersonate_service_accounts_and_check_they_exist() -> None:
+    assert verbs_for(rules(render()), "", "serviceaccounts") == {"get", "impersonate"}
+
+
+@pytest.mark.parametrize(("values", "complaint"), [
+    ({"tenancy.defaultServiceAccount": "Not_A_Name"}, "defaultServiceAccount"),
+    ({"webhook.ports.operator": "3030", "webhook.separatePort": "true"}, "operator"),
+    ({"webhook.tokn.enabled": "true"}, "tokn"),
+    ({"tenancy.externalSources.allow[0]": "two words"}, "allow"),
+])
+def test_invalid_tenancy_and_webhook_values_are_refused_by_the_schema(values: dict[str, str],
+                                                                      complaint: str) -> None:
+    args = ["template", NAME, str(CHART), "--namespace", NAMESPACE]
+    for key, value in values.items():
+        plain = value in ("true", "false") or value.isdigit()
+        args += ["--set" if plain else "--set-string", f"{key}={value}"]
+    proc = run_helm(*args)
+    assert proc.returncode != 0, f"accepted {values}"
+    assert "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+def test_lint_is_clean_with_every_new_option() -> None:
+    proc = run_helm("lint", "--strict", str(CHART), "--set", "webhook.separatePort=true",
+                    "--set", "networkPolicy.enabled=true", "--set", "tenancy.noCrossNamespaceRefs=true",
+                    "--set", "tenancy.defaultServiceAccount=helm",
+                    "--set", "webhook.token.existingSecret=hooks")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import subprocess
 import threading
@@ -85,10 +84,6 @@ def mirrors(tmp_path: Path) -> GitMirrors:
     return GitMirrors(tmp_path / "cache", poll_interval=3600)
 
 
-def url_key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
 def serve_smart_http(project_root: Path, auth: tuple[str, str] | None) -> ThreadingHTTPServer:
     """git http-backend as CGI behind http.server; basic auth when `auth` is given."""
 
@@ -160,7 +155,7 @@ async def test_fetch_by_branch_exports_the_chart_and_returns_the_commit_sha(
 
     assert isinstance(fetched, FetchedChart)
     assert fetched.revision == source.head()
-    assert fetched.path == tmp_path / "cache" / "git" / url_key(source.url) / fetched.revision / "charts/app"
+    assert fetched.path == mirrors.mirror_dir(source.url).parent / fetched.revision / "charts/app"
     assert (fetched.path / "Chart.yaml").read_text() == CHART
     assert (fetched.path / "templates" / "configmap.yaml").is_file()
 
@@ -244,7 +239,7 @@ async def test_revision_answers_without_exporting(source: Source, mirrors: GitMi
     revision = await mirrors.revision(source.url, "main", "./charts/app/")
 
     assert revision == source.head()
-    assert not (tmp_path / "cache" / "git" / url_key(source.url) / revision).exists()
+    assert not (mirrors.mirror_dir(source.url).parent / revision).exists()
 
 
 async def test_the_whole_tree_is_exported_so_relative_file_dependencies_resolve(
@@ -349,7 +344,7 @@ async def test_concurrent_fetches_share_one_mirror_and_one_export(
     results = await asyncio.gather(*(mirrors.fetch(source.url, "main", "charts/app") for _ in range(6)))
 
     assert len(set(results)) == 1
-    entries = sorted(p.name for p in (tmp_path / "cache" / "git" / url_key(source.url)).iterdir())
+    entries = sorted(p.name for p in mirrors.mirror_dir(source.url).parent.iterdir())
     assert entries == sorted(["mirror.git", results[0].revision])
 
 
@@ -437,9 +432,42 @@ async def test_https_credentials_inside_the_url_are_used_but_never_stored_or_sho
         await mirrors.fetch(with_creds, "main", "charts/nope")
 
     assert fetched.revision
-    config = (mirrors.mirror_dir(http_git) / "config").read_text()
+    config = (mirrors.mirror_dir(http_git, (USER, PASSWORD)) / "config").read_text()
     assert PASSWORD not in config and http_git in config
     assert PASSWORD not in str(err.value) and http_git in str(err.value)
+
+
+async def test_a_mirror_cloned_with_credentials_is_never_served_to_a_fetch_without_them(
+    http_git: str, mirrors: GitMirrors, tmp_path: Path
+) -> None:
+    """Tenant A's credentials clone the mirror; tenant B (none, or wrong ones)
+    must still be asked for credentials by the server, not served from disk."""
+    fetched = await mirrors.fetch(http_git, "main", "charts/app", auth=(USER, PASSWORD))
+
+    for other in (None, (USER, "not-the-password")):
+        with pytest.raises(ChartFetchError, match="authentication failed"):
+            await mirrors.fetch(http_git, "main", "charts/app", auth=other)
+        with pytest.raises(ChartFetchError, match="authentication failed"):
+            await mirrors.revision(http_git, "main", "charts/app", auth=other)
+    assert mirrors.mirror_dir(http_git, (USER, PASSWORD)) != mirrors.mirror_dir(http_git)
+    assert fetched.path.is_relative_to(mirrors.mirror_dir(http_git, (USER, PASSWORD)).parent)
+    names = {p.name for p in (tmp_path / "cache" / "git").iterdir()}
+    assert not any(USER in n or PASSWORD in n for n in names)
+
+
+async def test_cache_directory_names_survive_a_restart_but_differ_between_caches(
+    source: Source, tmp_path: Path
+) -> None:
+    """The access key's secret is kept in the cache, so a restarted operator
+    finds its mirrors; another cache directory has another secret."""
+    first = GitMirrors(tmp_path / "cache", poll_interval=3600)
+    again = GitMirrors(tmp_path / "cache", poll_interval=3600)
+    other = GitMirrors(tmp_path / "other-cache", poll_interval=3600)
+
+    assert first.mirror_dir(source.url) == again.mirror_dir(source.url)
+    assert first.mirror_dir(source.url).name == other.mirror_dir(source.url).name == "mirror.git"
+    assert first.mirror_dir(source.url).parent.name != other.mirror_dir(source.url).parent.name
+    assert (tmp_path / "cache" / ".access-key").stat().st_mode & 0o777 == 0o600
 
 
 async def test_wrong_https_credentials_are_reported_without_the_password(

@@ -162,8 +162,8 @@ async def test_fetch_unpacks_the_chart_and_returns_the_directory_holding_chart_y
     assert fetched.revision == "6.5.0"
     assert (fetched.path / "Chart.yaml").read_text().startswith("apiVersion: v2\nname: podinfo")
     assert (fetched.path / "templates" / "configmap.yaml").is_file()
-    repo_key = hashlib.sha256(repo.url.encode()).hexdigest()[:16]
-    assert fetched.path == tmp_path / "cache" / "helm" / repo_key / "podinfo-6.5.0" / "podinfo"
+    assert fetched.path == cache.chart_dir(repo.url, "podinfo", "6.5.0") / "podinfo"
+    assert fetched.path.is_relative_to(tmp_path / "cache" / "helm")
     assert repo.paths() == ["/index.yaml", "/podinfo-6.5.0.tgz"]
 
 
@@ -207,6 +207,24 @@ async def test_a_repository_with_basic_auth_serves_the_chart_with_credentials(
 
     assert (fetched.path / "Chart.yaml").is_file()
     assert all(header is not None for _, header in repo.requests)
+
+
+async def test_a_chart_fetched_with_credentials_is_never_served_to_a_fetch_without_them(
+    repo: Repo, cache: HelmRepoCache
+) -> None:
+    """Tenant A's credentials unpack the chart; tenant B (none, or wrong ones)
+    is sent to the server, which refuses it, however often A fetched."""
+    repo.auth = (USER, PASSWORD)
+    repo.publish("private", "1.0.0")
+    fetched = await cache.fetch(repo.url, "private", "1.0.0", (USER, PASSWORD))
+    assert await cache.fetch(repo.url, "private", "1.0.0", (USER, PASSWORD)) == fetched
+
+    for other in (None, (USER, "wrong-password")):
+        with pytest.raises(ChartFetchError) as err:
+            await cache.fetch(repo.url, "private", "1.0.0", other)
+        assert err.value.status == 401
+        assert not cache.chart_dir(repo.url, "private", "1.0.0", other).exists()
+    assert cache.chart_dir(repo.url, "private", "1.0.0", (USER, PASSWORD)).is_dir()
 
 
 async def test_wrong_credentials_are_reported_without_showing_the_password(
@@ -267,7 +285,7 @@ async def test_a_digest_mismatch_is_refused_and_nothing_is_cached(
         await cache.fetch(repo.url, "podinfo", "6.5.0", None)
 
     assert not cache.chart_dir(repo.url, "podinfo", "6.5.0").exists()
-    leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != ".access-key"]
     assert leftovers == []
 
 

@@ -54,6 +54,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "helm-operator.httpsDir" -}}/etc/helm-operator/git-https{{- end -}}
 {{- define "helm-operator.configDir" -}}/etc/helm-operator/sync{{- end -}}
 {{- define "helm-operator.cacheDir" -}}/var/cache/helm-operator{{- end -}}
+{{- define "helm-operator.webhookDir" -}}/etc/helm-operator/webhook{{- end -}}
+
+{{/* The Secret holding the trigger token: existingSecret, or the one the chart generates. */}}
+{{- define "helm-operator.webhookSecretName" -}}
+{{- .Values.webhook.token.existingSecret | default (printf "%s-webhook" (include "helm-operator.fullname" .)) -}}
+{{- end -}}
+
+{{/* Arguments both containers get for their triggers; the port is the container's. */}}
+{{- define "helm-operator.webhookArgs" -}}
+{{- if .root.Values.webhook.token.enabled }}
+- --webhook-token-file={{ include "helm-operator.webhookDir" .root }}/token
+{{- end }}
+{{- if .root.Values.webhook.separatePort }}
+- --webhook-listen=0.0.0.0:{{ .port }}
+{{- end }}
+{{- end -}}
 
 {{/* ssh key and known_hosts mounts, the same in both containers. */}}
 {{- define "helm-operator.gitMounts" -}}
@@ -65,6 +81,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.git.ssh.knownHosts }}
 - name: git-known-hosts
   mountPath: {{ include "helm-operator.knownHostsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The trigger token, mounted in both containers. */}}
+{{- define "helm-operator.webhookMounts" -}}
+{{- if .Values.webhook.token.enabled }}
+- name: webhook-token
+  mountPath: {{ include "helm-operator.webhookDir" . }}
   readOnly: true
 {{- end }}
 {{- end -}}

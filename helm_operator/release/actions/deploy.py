@@ -17,6 +17,7 @@ from helm_operator.helm import HelmError, UpgradeOptions
 from helm_operator.helm.storage import ATTEMPT_LABEL, OWNER_LABEL, attempt_label, owner_label
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.state import describe_digest
+from helm_operator.release.tenancy import explain_forbidden
 from helm_operator.runtime.metrics import Metrics
 
 
@@ -28,6 +29,7 @@ class DeployRequest:
     desired: str               # configuration digest
     next_revision: int         # the revision helm will make (newest + 1)
     install: bool
+    impersonate: str | None = None  # the ServiceAccount helm acts as (tenancy)
 
 
 def options(req: DeployRequest) -> UpgradeOptions:
@@ -48,7 +50,7 @@ async def deploy(helm: HelmActions, metrics: Metrics, req: DeployRequest) -> Act
     try:
         with metrics.time_action(verb, hr.target_namespace, hr.release_name):
             record = await helm.upgrade_install(hr.release_name, req.chart_path, hr.target_namespace,
-                                                req.values, options(req))
+                                                req.values, options(req), impersonate=req.impersonate)
     except HelmError as e:
-        return ActionResult(False, e.message, e.kind)
+        return ActionResult(False, explain_forbidden(e.message) or e.message, e.kind)
     return ActionResult(True, f"helm {verb} of {hr.release_name} made revision {record.revision}", record=record)

@@ -16,14 +16,15 @@ from helm_operator.release.actions.uninstall import uninstall
 from helm_operator.runtime.metrics import Metrics
 
 
-async def recover(helm: HelmActions, metrics: Metrics, hr: HelmRelease, target: int | None) -> ActionResult:
+async def recover(helm: HelmActions, metrics: Metrics, hr: HelmRelease, target: int | None,
+                  impersonate: str | None = None) -> ActionResult:
     if target is None:
-        return await uninstall(helm, metrics, hr.release_name, hr.target_namespace, hr.timeout)
+        return await uninstall(helm, metrics, hr.release_name, hr.target_namespace, hr.timeout, impersonate)
     try:
         with metrics.time_action("rollback", hr.target_namespace, hr.release_name):
             await helm.rollback(hr.release_name, hr.target_namespace, target,
                                 timeout_seconds=hr.rollback.timeout, wait=False, force=False,
-                                disable_hooks=False, max_history=hr.max_history)
+                                disable_hooks=False, max_history=hr.max_history, impersonate=impersonate)
     except HelmError as e:
         return ActionResult(False, e.message, e.kind)
     return ActionResult(True, f"rolled back {hr.release_name} to revision {target}")

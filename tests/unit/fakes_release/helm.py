@@ -113,6 +113,7 @@ class FakeHelm:
         self.kube = kube
         self.clock = clock
         self.calls: list[str] = []
+        self.impersonated: list[str | None] = []  # who each call acted as (tenancy)
         self.invocations: list[Invocation] = []
         self._next: dict[str, deque[Failure]] = defaultdict(deque)
         self._dies_after = False
@@ -150,7 +151,9 @@ class FakeHelm:
 
     # ---- HelmActions ------------------------------------------------------------
     async def upgrade_install(self, release: str, chart: Path | str, namespace: str,
-                              values: dict[str, Any], opts: UpgradeOptions) -> ReleaseRecord:
+                              values: dict[str, Any], opts: UpgradeOptions, *,
+                              impersonate: str | None = None) -> ReleaseRecord:
+        self.impersonated.append(impersonate)
         history = self.storage.history(namespace, release)
         install = not history or history[-1].status == "uninstalled"
         self.calls.append("install" if install else "upgrade")
@@ -161,7 +164,8 @@ class FakeHelm:
 
     async def rollback(self, release: str, namespace: str, revision: int | None, *,
                        timeout_seconds: int, wait: bool, force: bool, disable_hooks: bool,
-                       max_history: int) -> None:
+                       max_history: int, impersonate: str | None = None) -> None:
+        self.impersonated.append(impersonate)
         self.calls.append(f"rollback {revision}" if revision is not None else "rollback")
         self.invocations.append(Invocation("rollback", release, namespace, revision, kwargs=dict(
             timeout_seconds=timeout_seconds, wait=wait, force=force, disable_hooks=disable_hooks,
@@ -169,7 +173,9 @@ class FakeHelm:
         self._rollback(release, namespace, revision, max_history, self._pop("rollback"))
         self._heard("rollback", release)
 
-    async def test(self, release: str, namespace: str, timeout_seconds: int) -> None:
+    async def test(self, release: str, namespace: str, timeout_seconds: int, *,
+                   impersonate: str | None = None) -> None:
+        self.impersonated.append(impersonate)
         self.calls.append("test")
         self.invocations.append(Invocation("test", release, namespace))
         history = self.storage.history(namespace, release)
@@ -188,7 +194,9 @@ class FakeHelm:
             raise HelmError("test", release, self._text(failure, namespace, release))
         self._heard("test", release)
 
-    async def uninstall(self, release: str, namespace: str, timeout_seconds: int, wait: bool = False) -> None:
+    async def uninstall(self, release: str, namespace: str, timeout_seconds: int, wait: bool = False, *,
+                        impersonate: str | None = None) -> None:
+        self.impersonated.append(impersonate)
         self.calls.append("uninstall")
         self.invocations.append(Invocation("uninstall", release, namespace))
         self._uninstall(release, namespace, self._pop("uninstall"))
