@@ -53,7 +53,7 @@ from helm_operator.release.drift import DriftDetector
 from helm_operator.release.driftrules import ignored_paths, relevant
 from helm_operator.release.history import Snapshot, head
 from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
-from helm_operator.release.record import Note, Outcome, Recorder
+from helm_operator.release.record import IN_PROGRESS, Note, Outcome, Recorder
 from helm_operator.release.state import (
     Action,
     Decision,
@@ -333,6 +333,7 @@ class Reconciler:
             last_attempted_digest=hr.status.get("lastAttemptedConfigDigest"),
             last_failure_at=_last_failure_at(hr.status), head=head(hr.status),
             rollback_count=int(hr.status.get("rollbackCount") or 0), now=time.time(),
+            acting=hr.status.get("phase") in {p.value for p in IN_PROGRESS},
         )
 
     async def _foreign_owner(self, hr: HelmReleaseRef, newest: RevisionMeta | None) -> str | None:
@@ -526,7 +527,7 @@ class Reconciler:
     async def _rollback(self, hr: HelmRelease, obj: dict[str, Any], d: Decision,
                         action: str) -> tuple[HelmRelease, bool]:
         hr = await self._record(hr, obj, Outcome(Phase.ROLLING_BACK, d.reason, event=False))
-        if action == "recover":
+        if d.action is Action.RECOVER:  # unlock: helm's defaults (no wait), also when finishing a rollback
             result = await recover(self.helm, self.metrics, hr, d.target, self._as(hr))
         else:
             result = await roll_back(self.helm, self.metrics, hr, d.target, self._as(hr))

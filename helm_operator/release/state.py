@@ -96,6 +96,7 @@ class Facts:
     head: Snapshot | None = None                   # status.history[0]
     rollback_count: int = 0
     now: float = 0.0
+    acting: bool = False                           # the status says an attempt of ours was running
     manual: bool = False                           # reconcile.fluxcd.io/requestedAt: retry now, no backoff
     force: bool = False                            # reconcile.fluxcd.io/forceAt: one upgrade, whatever the state
 
@@ -218,9 +219,11 @@ PENDING_GRACE = 30.0  # beyond the release's timeout, before a foreign pending c
 
 def _pending(hr: HelmRelease, f: Facts, newest: RevisionMeta) -> Decision:
     previous = last_deployed(f.revisions[1:])
-    if not newest.ours and newest.modified_at is not None:
-        # Not our revision: maybe a helm call someone runs right now. Give it
-        # the release's timeout before treating it as interrupted.
+    if not newest.ours and not f.acting and newest.modified_at is not None:
+        # Not our revision, and no attempt of ours was running (a rollback's
+        # revision carries its target's labels, so the status tells that one):
+        # maybe a helm call someone runs right now. Give it the release's
+        # timeout before treating it as interrupted.
         due = newest.modified_at + hr.timeout + PENDING_GRACE
         if f.now < due:
             return Decision(State.PENDING, Action.NONE,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.kwokstages import POD_STATE_LABEL, UNREADY
+from tests.cluster.kwokstages import FAIL, POD_STATE_LABEL, UNREADY
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import ChartRepo, OperatorProcess, start_operator
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, holds
 from tests.integration.hr import helm_history, apply, get, hello_chart, helmrelease, new_namespace, wait_phase
 
 HELLO = Path(__file__).resolve().parents[1] / "testdata" / "charts" / "hello"
@@ -52,6 +52,36 @@ def test_release_left_pending_by_a_killed_operator_is_recovered(
     assert [h["status"] for h in history] == ["superseded", "pending-upgrade", "superseded", "deployed"]
     assert history[2]["description"] == "Rollback to 1"
     assert "stuck in pending-upgrade" in own_operator.log_text()
+
+
+def test_a_rollback_killed_midway_is_finished_and_the_failing_upgrade_not_run_again(
+        cluster: LocalCluster, chart_repo: ChartRepo, own_operator: OperatorProcess) -> None:
+    """Issue 10: SIGKILL while helm rolls back (pending-rollback) after failed tests;
+    the restarted operator finishes that rollback and, rollback.retry being false,
+    never upgrades to the configuration it already knows fails."""
+    ns = new_namespace(cluster)
+    # The release's own pods never become ready, so a rollback with --wait hangs.
+    spec = {"chart": hello_chart(chart_repo.url), "wait": False, "test": {"enable": True, "timeout": 60},
+            "rollback": {"enable": True, "wait": True, "timeout": 600},
+            "values": {"podLabels": {POD_STATE_LABEL: UNREADY}}}
+    apply(cluster, ns, helmrelease("web", spec))
+    wait_phase(cluster, ns, "web", "Succeeded")
+    spec["values"] = {"podLabels": {POD_STATE_LABEL: UNREADY}, "message": "two",
+                      "test": {"podLabels": {POD_STATE_LABEL: FAIL}}}
+    apply(cluster, ns, helmrelease("web", spec))
+    eventually(lambda: (helm_history(cluster, ns, f"{ns}-web") or [{}])[-1].get("status") == "pending-rollback",
+               timeout=90, what="the rollback after the failed tests to be in flight")
+    own_operator.kill_all()  # operator and its helm rollback die
+    assert [h["status"] for h in helm_history(cluster, ns, f"{ns}-web")][-1] == "pending-rollback"
+    upgrades = len(own_operator.calls(f"upgrade {ns}-web"))
+    own_operator.start_again()
+    st = wait_phase(cluster, ns, "web", "RolledBack", generation=2, timeout=60)
+    history = helm_history(cluster, ns, f"{ns}-web")
+    assert history[-1]["status"] == "deployed" and history[-1]["description"] == "Rollback to 1"
+    assert st["rollbackCount"] == 1
+    holds(lambda: len(own_operator.calls(f"upgrade {ns}-web")) == upgrades, window=15,
+          what="no upgrade to the failing configuration after the restart")
+    assert "finish the rollback to revision 1" in own_operator.log_text()
 
 
 def test_helmrelease_deleted_while_the_operator_is_down_is_still_uninstalled(
