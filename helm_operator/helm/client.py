@@ -73,6 +73,7 @@ class UpgradeOptions:
     description: str = ""
     force_conflicts: bool = False  # take back fields another field manager changed (drift repair)
     labels: dict[str, str] = field(default_factory=dict)  # stored on the revision (see helm.storage)
+    create_namespace: bool = True  # costs helm an apply of the Namespace on every call: only when needed
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
@@ -115,7 +116,8 @@ class Helm:
         """`helm upgrade --install`; returns the release helm made (with its manifest)."""
         args: list[Any] = [
             "upgrade", release, str(chart), "--install", "--namespace", namespace,
-            *(() if impersonate else ("--create-namespace",)), "--output", "json", "--values", "-",
+            *(("--create-namespace",) if opts.create_namespace and not impersonate else ()),
+            "--output", "json", "--values", "-",
             "--timeout", f"{opts.timeout_seconds}s", "--history-max", opts.max_history,
             *_as_user(impersonate),
         ]

@@ -51,7 +51,7 @@ class RevisionMeta:
     attempt_digest: str | None = None
     owner: str | None = None              # from OWNER_LABEL
     secret: str = field(default="", compare=False)
-    modified_at: int | None = field(default=None, compare=False)  # helm's modifiedAt label (epoch seconds)
+    modified_at: int | None = field(default=None, compare=False)  # helm's modifiedAt/createdAt (epoch s)
 
     @property
     def ours(self) -> bool:
@@ -112,7 +112,7 @@ def revision_meta(metadata: dict[str, Any]) -> tuple[str, RevisionMeta] | None:
         rev_text, _, digest = attempt.partition(".")
         if rev_text.isdigit() and digest:
             attempt_rev, attempt_digest = int(rev_text), digest
-    modified = labels.get("modifiedAt", "")
+    modified = labels.get("modifiedAt") or labels.get("createdAt") or ""  # helm writes createdAt on create
     return labels["name"], RevisionMeta(
         revision=revision, status=labels.get("status", "unknown"), attempt_revision=attempt_rev,
         attempt_digest=attempt_digest, owner=labels.get(OWNER_LABEL), secret=metadata.get("name", ""),

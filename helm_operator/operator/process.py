@@ -275,6 +275,7 @@ class Operator:
         await asyncio.gather(*tasks[1:], return_exceptions=True)
         if holder is not None:
             holder.cancel()
+        await self.reconciler.recorder.drain()
         await self.http.stop()
         await self.charts.close()
         log.info("stopped")

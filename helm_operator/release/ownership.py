@@ -9,6 +9,7 @@ from helm's own output or its release storage, never from `helm get`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import yaml
@@ -52,15 +53,17 @@ async def foreign_owner(api: ClusterApi, objects: list[ObjectRef], antecedent: s
 
 
 async def stamp(api: ClusterApi, objects: list[ObjectRef], antecedent: str) -> None:
-    """Put the antecedent annotation on every object of the release (one merge patch each)."""
+    """Put the antecedent annotation on every object of the release (one merge patch each, at once)."""
     patch = {"metadata": {"annotations": {ANTECEDENT_ANNOTATION: antecedent}}}
-    for ref in objects:
+
+    async def one(ref: ObjectRef) -> None:
         try:
             rt = await api.resource_type(ref.api_version, ref.kind)
-            if rt is None:
-                continue
-            await api.merge_patch(rt, ref.namespace if rt.namespaced else None, ref.name, patch)
+            if rt is not None:
+                await api.merge_patch(rt, ref.namespace if rt.namespaced else None, ref.name, patch)
         except NotFound:
-            continue
+            pass
         except KubeError as e:
             log.warning("could not annotate %s with its antecedent: %s", ref, e)
+
+    await asyncio.gather(*(one(ref) for ref in objects))

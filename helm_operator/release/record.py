@@ -22,6 +22,7 @@ only place that does, so every action's result is recorded the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Recorder:
         self.kube = kube
         self.metrics = metrics
         self._on_stored = on_stored  # the HelmRelease cache, written through
+        self._events: set[asyncio.Task[None]] = set()  # events are sent beside the work, not before it
 
     async def record(self, hr: HelmReleaseRef, obj: dict[str, Any], outcome: Outcome,
                      max_history: int = 10) -> dict[str, Any]:
@@ -195,11 +197,20 @@ class Recorder:
                 self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
         if outcome.event and outcome.phase not in IN_PROGRESS:
             failed = outcome.phase in NOT_READY_PHASES
-            await self.kube.emit_event(
-                obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
-                f"{outcome.phase.value}: {outcome.message}",
-            )
+            self._emit(obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
+                       f"{outcome.phase.value}: {outcome.message}")
         return status
+
+    def _emit(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """Send an event without waiting for it (`emit_event` never raises; `drain` awaits the rest)."""
+        task = asyncio.create_task(self.kube.emit_event(obj, event_type, reason, message))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
+
+    async def drain(self) -> None:
+        """Wait for the events still being sent (at shutdown, and in tests)."""
+        if self._events:
+            await asyncio.gather(*list(self._events), return_exceptions=True)
 
     async def note(self, hr: HelmReleaseRef, obj: dict[str, Any], note: Note) -> dict[str, Any]:
         """Apply `note` to the status when it changes anything; return the status."""
@@ -216,5 +227,5 @@ class Recorder:
             if cond.get("type") in (C.READY, C.RELEASED):
                 self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
         if note.event is not None:
-            await self.kube.emit_event(obj, *note.event)
+            self._emit(obj, *note.event)
         return status

@@ -14,6 +14,8 @@ Time is a fake clock: nothing sleeps.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -420,17 +422,19 @@ async def test_ready_keeps_the_failure_while_the_retry_runs(world: World) -> Non
     world.helm.fail_next("upgrade", fh.TIMED_OUT)
     await world.reconcile()
     seen: list[tuple[str, str, str]] = []
-    real = world.helm._upgrade_install
+    real = world.helm.upgrade_install
 
-    def watching(*args: Any) -> Any:
+    async def watching(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(5):  # the attempt's status is written while helm runs
+            await asyncio.sleep(0)
         st = world.kube.helmreleases[KEY]["status"]
         ready = next(c for c in st["conditions"] if c["type"] == "Ready")
         reconciling = next(c for c in st["conditions"] if c["type"] == "Reconciling")
         seen.append((st["phase"], ready["status"], reconciling["status"]))
         assert "context deadline exceeded" in ready["message"]
-        return real(*args)
+        return await real(*args, **kwargs)
 
-    world.helm._upgrade_install = watching  # type: ignore[method-assign,assignment]
+    world.helm.upgrade_install = watching  # type: ignore[method-assign]
     world.clock.advance(5)
     await world.reconcile()
     assert seen == [("Upgrading", "False", "True")]

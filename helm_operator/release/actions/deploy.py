@@ -39,6 +39,8 @@ def options(req: DeployRequest) -> UpgradeOptions:
         reset_values=hr.reset_values is not False, skip_crds=hr.skip_crds,
         max_history=hr.max_history, disable_openapi_validation=hr.disable_openapi_validation,
         description=describe_digest(req.desired),
+        # The HelmRelease's own namespace exists; helm would apply it on every call.
+        create_namespace=hr.target_namespace != hr.namespace,
         labels={ATTEMPT_LABEL: attempt_label(req.next_revision, req.desired),
                 OWNER_LABEL: owner_label(hr.namespace, hr.name)},
     )

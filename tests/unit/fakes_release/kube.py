@@ -63,7 +63,8 @@ class FakeClock:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Route the reconciler's `time` and the recorder's condition timestamps to this clock."""
         shim = SimpleNamespace(time=self.time, monotonic=self.monotonic, strptime=time.strptime)
-        monkeypatch.setattr("helm_operator.release.reconciler.time", shim)
+        for room in ("reconciler", "gather", "driftcheck", "deletion"):  # every engine room that reads time
+            monkeypatch.setattr(f"helm_operator.release.{room}.time", shim)
         monkeypatch.setattr("helm_operator.release.record.now_rfc3339", self.rfc3339)
 
 

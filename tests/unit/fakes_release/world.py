@@ -106,6 +106,7 @@ class World:
         try:
             return await self.reconciler.reconcile(KEY)
         finally:
+            await self.reconciler.recorder.drain()  # events are sent beside the work
             self.flush()
 
     async def settle(self, spec: dict[str, Any] | None = None) -> None:

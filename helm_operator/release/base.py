@@ -1,0 +1,141 @@
+"""The release engine's shared room: its dependencies, the caches it keeps,
+and the few helpers every step uses (record a status, note a condition,
+read storage again, who helm acts as).
+
+Place in the flow: `reconciler.Reconciler` is assembled from the rooms
+`gather` (inputs and facts), `holds` (suspend, dependencies, refusals),
+`steps` (carry out one decision), `driftcheck` and `deletion`, each a mixin
+over `EngineBase`. The memory kept here is a cache of what the cluster says
+(fingerprints of settled releases, ownership already checked, objects
+already stamped); losing it costs work, never correctness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from helm_operator.api.controls import DriftMode
+from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef
+from helm_operator.chartsource import FetchedChart
+from helm_operator.kube import Kube, KubeError
+from helm_operator.kube.apply import ClusterApi
+from helm_operator.release import ownership, tenancy
+from helm_operator.release.actions import ActionResult, HelmActions
+from helm_operator.release.charts import ChartFetcher
+from helm_operator.release.drift import DriftDetector
+from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
+from helm_operator.release.record import Note, Outcome, Recorder
+from helm_operator.runtime.metrics import Metrics
+
+log = logging.getLogger("helm_operator.release.reconciler")
+
+SUSPENDED = "Suspended"
+DRIFTED = "Drifted"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the queue should do next with the key."""
+
+    requeue_after: float | None = None  # come back after this many seconds
+    backoff: bool = True                # ...as a failure backoff, which periodic nudges respect
+
+    @property
+    def retry(self) -> bool:
+        return self.requeue_after is not None
+
+
+DONE = Result()
+
+
+@dataclass
+class Inputs:
+    """What the HelmRelease asks for, fetched and composed: chart, values, their digest."""
+
+    chart: FetchedChart
+    values: dict[str, Any]
+    desired: str
+
+
+class EngineBase:
+    """Dependencies and caches of the release engine (see the module docstring)."""
+
+    def __init__(self, kube: Kube, helm: HelmActions, charts: ChartFetcher, recorder: Recorder,
+                 metrics: Metrics, store: HelmReleaseStore, storage: ReleaseStorage,
+                 versions: ObjectVersions, default_git_ref: str = "master",
+                 drift: DriftDetector | None = None, drift_interval: float = 0.0,
+                 default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None,
+                 lockdown: tenancy.TenancyPolicy | None = None) -> None:
+        self.kube = kube
+        self.helm = helm
+        self.charts = charts
+        self.recorder = recorder
+        self.metrics = metrics
+        self.store = store
+        self.storage = storage
+        self.versions = versions
+        self.default_git_ref = default_git_ref
+        self.drift = drift
+        self.drift_interval = drift_interval
+        self.default_drift_mode = default_drift_mode
+        self.lockdown = lockdown or tenancy.TenancyPolicy()
+        # any-kind access with one shared discovery (ownership checks, stamps, drift)
+        self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
+        # key -> fingerprint of the inputs when the release was last settled
+        self.settled: dict[str, tuple[Any, ...]] = {}
+        # key -> ConfigMaps/Secrets its values come from (for the watch)
+        self.references: dict[str, set[tuple[str, str, str]]] = {}
+        # keys whose chart comes from Git (for the Git poller), with their parsed spec
+        self.git_releases: dict[str, HelmRelease] = {}
+        # dependency key -> keys of the HelmReleases that dependsOn it (for the watch)
+        self.dependants: dict[str, set[str]] = {}
+        # (namespace, release) -> the HelmRelease key owning it (for the storage watch)
+        self.release_keys: dict[tuple[str, str], str] = {}
+        self._drift_checked: dict[str, float] = {}
+        self._owner_checked: dict[tuple[str, int], str | None] = {}
+        self._stamped: dict[str, set[ownership.ObjectRef]] = {}
+        self._chart_news: dict[str, str] = {}  # ChartFetched=True to write with the next record
+
+    async def _note(self, hr: HelmRelease, obj: dict[str, Any], note: Note) -> HelmRelease:
+        return dataclasses.replace(hr, status=await self.recorder.note(hr, obj, note))
+
+    async def _record(self, hr: HelmRelease, obj: dict[str, Any], outcome: Outcome) -> HelmRelease:
+        news = self._chart_news.pop(hr.key, None)
+        if news is not None:
+            outcome = dataclasses.replace(outcome, chart_fetched=news)
+        status = await self.recorder.record(hr, obj, outcome, max_history=hr.max_history)
+        return dataclasses.replace(hr, status=status)
+
+    async def _refresh(self, hr: HelmReleaseRef) -> None:
+        try:
+            await self.storage.refresh(hr.target_namespace, hr.release_name)
+        except KubeError as e:
+            log.warning("%s: reading release storage failed: %s", hr.key, e)
+
+    def _as(self, hr: HelmReleaseRef) -> str | None:
+        """Who helm acts as for `hr` (tenancy: its ServiceAccount), None for the operator."""
+        return tenancy.impersonation(hr, self.lockdown)
+
+    def _log_result(self, hr: HelmReleaseRef, action: str, result: ActionResult) -> None:
+        if result.ok:
+            log.info("%s: %s: %s", hr.key, action, result.message)
+        else:
+            log.warning("%s: helm %s failed (%s): %s", hr.key, action,
+                        result.failure.value if result.failure else "error", result.message)
+
+    def _forget(self, key: str) -> None:
+        self.settled.pop(key, None)
+        self._drift_checked.pop(key, None)
+        self.references.pop(key, None)
+        self.git_releases.pop(key, None)
+        self._stamped.pop(key, None)
+        for release, owner in list(self.release_keys.items()):
+            if owner == key:
+                del self.release_keys[release]
+        for cache_key in [k for k in self._owner_checked if k[0] == key]:
+            del self._owner_checked[cache_key]
+        for dependants in self.dependants.values():
+            dependants.discard(key)
