@@ -112,6 +112,19 @@ class YamlLimits:
 DEFAULT_LIMITS = YamlLimits()
 
 
+@dataclass
+class Budget:
+    """Nodes and text spent so far by the parts of one source parsed one by one.
+
+    The syncer parses each document of a file on its own (so that one broken
+    document does not hide the others); passing one `Budget` to each call
+    makes the node and text limits hold for the file as a whole.
+    """
+
+    nodes: int = 0
+    text: int = 0
+
+
 class YamlError(ValueError):
     """A text we will not use: `reason` says why (no source), `str()` adds the source."""
 
@@ -144,10 +157,13 @@ def _at(line: int | None) -> str:
     return f" at line {line}" if line is not None else ""
 
 
-def _size_error(source: str, size: int, limits: Limits) -> LimitExceeded:
-    return LimitExceeded(
-        source, f"{human_bytes(size)} of YAML is more than the limit of {human_bytes(limits.max_bytes)} "
-        f"({limits.bytes_flag} raises it)", None, "bytes", limits.bytes_flag)
+def check_size(data: str | bytes, source: str, limits: Limits) -> None:
+    """Raise `LimitExceeded` when `data` is larger than `limits.max_bytes` (the first check of `check`)."""
+    size = _byte_size(data, limits.max_bytes)
+    if size > limits.max_bytes:
+        raise LimitExceeded(
+            source, f"{human_bytes(size)} of YAML is more than the limit of {human_bytes(limits.max_bytes)} "
+            f"({limits.bytes_flag} raises it)", None, "bytes", limits.bytes_flag)
 
 
 def _byte_size(data: str | bytes, limit: int) -> int:
@@ -162,19 +178,17 @@ def _byte_size(data: str | bytes, limit: int) -> int:
 # ---- the scan ------------------------------------------------------------------
 
 
-def check(data: str | bytes, source: str, limits: Limits) -> None:
+def check(data: str | bytes, source: str, limits: Limits, budget: Budget | None = None) -> None:
     """Raise `LimitExceeded` or `YamlError` unless `data` is YAML within `limits`.
 
     One pass over libyaml's events; nothing is constructed, aliases are
     counted, not followed. Every document of a multi-document text counts
-    against one budget.
+    against one budget, and so do earlier calls given the same `budget`.
     """
-    size = _byte_size(data, limits.max_bytes)
-    if size > limits.max_bytes:
-        raise _size_error(source, size, limits)
+    check_size(data, source, limits)
     parser = _SafeLoader(data)
     try:
-        _scan(parser, source, limits)
+        _scan(parser, source, limits, budget if budget is not None else Budget())
     except yaml.MarkedYAMLError as e:
         raise _invalid(source, e, limits) from None
     except yaml.YAMLError as e:
@@ -183,12 +197,12 @@ def check(data: str | bytes, source: str, limits: Limits) -> None:
         parser.dispose()
 
 
-def _scan(parser: Any, source: str, limits: Limits) -> None:
+def _scan(parser: Any, source: str, limits: Limits, budget: Budget) -> None:
     """The walk of `check`: per open collection [anchor, nodes, text, height]."""
     stack: list[list[Any]] = []
     anchors: dict[str, tuple[int, int, int]] = {}  # anchor -> (nodes, text, height)
     open_anchors: set[str] = set()
-    nodes = text = 0
+    nodes, text = budget.nodes, budget.text
     max_depth, max_nodes, max_text = limits.max_depth, limits.max_nodes, limits.max_bytes
     get_event = parser.get_event
     while True:
@@ -245,6 +259,7 @@ def _scan(parser: Any, source: str, limits: Limits) -> None:
         elif kind is DocumentStartEvent:
             anchors.clear()  # anchors are per document
         elif kind is StreamEndEvent:
+            budget.nodes, budget.text = nodes, text
             return
         if nodes > max_nodes:
             raise LimitExceeded(
@@ -310,8 +325,8 @@ def _gc_paused(size: int) -> Iterator[None]:
 
 
 def _construct(data: str | bytes, source: str, limits: Limits, build: Callable[[Any], Any],
-               loader: Any) -> Any:
-    check(data, source, limits)
+               loader: Any, budget: Budget | None = None) -> Any:
+    check(data, source, limits, budget)
     with _gc_paused(_byte_size(data, 0)):
         instance = loader(data)
         try:
@@ -327,14 +342,15 @@ def _construct(data: str | bytes, source: str, limits: Limits, build: Callable[[
             instance.dispose()
 
 
-def load(data: str | bytes, source: str, limits: Limits, *, strings_only: bool = False) -> Any:
+def load(data: str | bytes, source: str, limits: Limits, *, strings_only: bool = False,
+         budget: Budget | None = None) -> Any:
     """The one document in `data` (None when empty), after `check`.
 
     `strings_only` keeps every scalar a string (YAML's base schema), as a
     Helm repository index must be read ("1.10" is a version, not 1.1).
     """
     loader = _BaseLoader if strings_only else _SafeLoader
-    return _construct(data, source, limits, lambda ld: ld.get_single_data(), loader)
+    return _construct(data, source, limits, lambda ld: ld.get_single_data(), loader, budget)
 
 
 def load_all(data: str | bytes, source: str, limits: Limits) -> list[Any]:

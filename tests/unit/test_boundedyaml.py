@@ -207,3 +207,14 @@ def test_what_the_limits_let_through_survives_merge_digest_and_json() -> None:
     values_digest(merged)
     json.dumps(merged)
     assert sys.getrecursionlimit() == depth_before
+
+
+def test_a_budget_carries_the_node_limit_across_calls() -> None:
+    budget = boundedyaml.Budget()
+    limits = Limits(max_nodes=1000)
+    doc = "[" + ",".join(["x"] * 300) + "]\n"
+    for _ in range(3):
+        boundedyaml.load(doc, "file document", limits, budget=budget)
+    assert budget.nodes == 903
+    with pytest.raises(LimitExceeded):
+        boundedyaml.load(doc, "file document 4", limits, budget=budget)
