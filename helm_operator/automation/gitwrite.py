@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from helm_operator import boundedyaml
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,13 @@ def _rejected(output: str) -> bool:
 
 
 def locate(root: Path, paths: Sequence[str], kind: str, namespace: str, name: str,
-           default_namespace: str = "default") -> Path | None:
+           default_namespace: str = "default",
+           limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> Path | None:
     """The YAML file under `paths` of `root` that defines this object, if any.
 
-    Files that fail to parse are skipped (the syncer reports them); a
-    document without a namespace counts as `default_namespace`.
+    Files that fail to parse or exceed the YAML `limits` are skipped (the
+    syncer reports them); a document without a namespace counts as
+    `default_namespace`.
     """
     bases = [root / p for p in paths] if paths else [root]
     for base in bases:
@@ -157,8 +159,10 @@ def locate(root: Path, paths: Sequence[str], kind: str, namespace: str, name: st
             if ".git" in file.parts or file.suffix not in (".yaml", ".yml"):
                 continue
             try:
-                docs = list(yaml.safe_load_all(file.read_text()))
-            except (yaml.YAMLError, UnicodeDecodeError, OSError):
+                if file.stat().st_size > limits.max_bytes:
+                    continue
+                docs = boundedyaml.load_all(file.read_bytes(), str(file.relative_to(root)), limits)
+            except (boundedyaml.YamlError, OSError):
                 continue
             for doc in docs:
                 if not isinstance(doc, dict) or doc.get("kind") != kind:

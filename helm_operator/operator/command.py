@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helm_operator.automation.gitwrite import GitTarget
 from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
-from helm_operator.settings import parse_duration, setup_logging
+from helm_operator.settings import add_yaml_limit_flags, parse_duration, setup_logging, yaml_limits_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="namespace/name of a kubernetes.io/dockerconfigjson Secret (repeatable)")
     g.add_argument("--k8s-default-namespace", default="default",
                    help="namespace of HelmRelease documents in Git that name none")
+    add_yaml_limit_flags(p, charts=True)
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
@@ -87,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect, leader_election_namespace=args.leader_election_namespace,
         leader_election_name=args.leader_election_name, lease_duration=args.lease_duration,
         automation=automation, drift_interval=args.drift_detection_interval,
+        yaml_limits=yaml_limits_from_args(args),
     )
     asyncio.run(Operator(settings).run())
     return 0

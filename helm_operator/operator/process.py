@@ -16,6 +16,7 @@ from typing import Any
 
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
 from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
@@ -58,6 +59,7 @@ class OperatorSettings:
     lease_duration: float = 15.0
     automation: "AutomationSettings | None" = None
     drift_interval: float = 600.0
+    yaml_limits: YamlLimits = DEFAULT_LIMITS  # values, chart files, automation's HelmRelease files
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,11 @@ class Operator:
         self.metrics = Metrics()
         self.queue: WorkQueue[str] = WorkQueue()
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
-                                   settings.git_ssh_command, settings.oci_plain_http)
+                                   settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.reconciler = Reconciler(self.kube, self.helm, self.charts, Recorder(self.kube, self.metrics),
                                      self.metrics, settings.git_default_ref,
-                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval)
+                                     DriftDetector(ClusterApi(self.kube.api_client)), settings.drift_interval,
+                                     yaml_limits=settings.yaml_limits.documents)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git)
         self.hr_events = HelmReleaseEvents(self.queue.add)
         self.watchers: list[ResourceWatcher] = []
@@ -119,7 +122,7 @@ class Operator:
         self.automator = Automator(
             lambda: self.kube.list_helmreleases(ns), writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
-            default_namespace=auto.default_namespace)
+            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
                  auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from helm_operator import boundedyaml
 from helm_operator.api.conditions import get_condition
 from helm_operator.api.constants import FINALIZER, NO_CHART_SOURCE, REASON_SYNCED, ConditionType, Phase
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, InvalidSpec, parse, parse_ref
@@ -63,8 +64,10 @@ class Reconciler:
 
     def __init__(self, kube: Kube, helm: Helm, charts: ChartFetcher, recorder: Recorder,
                  metrics: Metrics, default_git_ref: str = "master",
-                 drift: DriftDetector | None = None, drift_interval: float = 0.0) -> None:
+                 drift: DriftDetector | None = None, drift_interval: float = 0.0,
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
         self.kube = kube
+        self.yaml_limits = yaml_limits  # inline values and every valuesFrom source
         self.helm = helm
         self.charts = charts
         self.recorder = recorder
@@ -97,7 +100,7 @@ class Reconciler:
             obj = await self._add_finalizer(ref, obj)
             ref = parse_ref(obj)
         try:
-            hr = parse(obj, default_git_ref=self.default_git_ref)
+            hr = parse(obj, default_git_ref=self.default_git_ref, limits=self.yaml_limits)
         except InvalidSpec as e:
             log.warning("%s: invalid HelmRelease: %s", key, e)
             self.settled.pop(key, None)
@@ -172,7 +175,7 @@ class Reconciler:
             hr = self._with_status(hr, await self.recorder.record(
                 hr, obj, Outcome(Phase.CHART_FETCHED, f"chart fetched: {hr.chart}"), event=False))
         try:
-            values = await compose_values(self.kube, hr, chart.path)
+            values = await compose_values(self.kube, hr, chart.path, self.yaml_limits)
         except (ValuesError, KubeError) as e:
             log.warning("%s: values: %s", hr.key, e)
             self.settled.pop(hr.key, None)

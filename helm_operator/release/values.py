@@ -2,9 +2,12 @@
 `spec.values`, merged deeply (maps merge, everything else is replaced).
 
 Reads ConfigMaps and Secrets through `kube`, external URLs over HTTP and
-files inside the fetched chart. `optional` skips a missing object, a missing
-key or invalid YAML; any other error fails. Error messages name the source,
-never its content: values can hold secrets.
+files inside the fetched chart, and parses each with `boundedyaml` in a
+thread (size, nesting and alias expansion bounded; the event loop never
+parses). `optional` skips a missing object, a missing key or invalid YAML;
+any other error fails, and so does a source over a YAML limit, optional or
+not: that is an attack or a mistake to see, not an absence. Error messages
+name the source, never its content: values can hold secrets.
 """
 
 from __future__ import annotations
@@ -12,34 +15,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import yaml
+import asyncio
 
+import aiohttp
+
+from helm_operator import boundedyaml
+from helm_operator.boundedyaml import Limits
 from helm_operator.api.constants import ValuesSourceKind
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.api.sources import ValuesSource
 from helm_operator.api.values import merge_values
 from helm_operator.chartsource.chartfiles import ChartFileEscapes, read_chart_file
 from helm_operator.kube import Kube, NotFound
+from helm_operator.redaction import redact_text
 
 
 class ValuesError(Exception):
-    """Values could not be composed; the message names the failing source."""
+    """Values could not be composed; the message names the failing source.
+
+    URL credentials are removed from the message however it was built.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 class _Skip(Exception):
     """An optional source is missing or unusable."""
 
 
-def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
+async def _parse(text: str | bytes, where: str, optional: bool, limits: Limits) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as e:
+        doc = await asyncio.to_thread(boundedyaml.load, text, where, limits)
+    except boundedyaml.LimitExceeded:
+        raise  # never skipped, even when optional
+    except boundedyaml.YamlError as e:
         if optional:
-            raise _Skip() from e
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ValuesError(f"{where} is not valid YAML{at}: fix the YAML or mark the source optional") from e
+            raise _Skip() from None
+        at = f" at line {e.line}" if e.line else ""
+        raise ValuesError(f"{where} is not valid YAML{at}: fix the YAML or mark the source optional") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -49,8 +63,22 @@ def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
     return doc
 
 
+async def _read_body(resp: aiohttp.ClientResponse, where: str, limits: Limits) -> bytes:
+    """The response body, refused as soon as it is larger than the YAML size limit."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise boundedyaml.LimitExceeded(
+                where, f"the response is larger than the limit of {boundedyaml.human_bytes(limits.max_bytes)} "
+                f"({limits.bytes_flag} raises it)", None, "bytes", limits.bytes_flag)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
-                http: aiohttp.ClientSession | None) -> tuple[str, str]:
+                http: aiohttp.ClientSession | None, limits: Limits) -> tuple[str | bytes, str]:
     """Return (text, description) of one source; raise _Skip when optional and absent."""
     where = source.describe()
     if source.kind in (ValuesSourceKind.CONFIG_MAP, ValuesSourceKind.SECRET):
@@ -78,7 +106,7 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
             async with http.get(source.url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
                 if resp.status != 200:
                     raise ValuesError(f"{where}: HTTP {resp.status}")
-                return await resp.text(), where
+                return await _read_body(resp, where, limits), where
         except (aiohttp.ClientError, TimeoutError) as e:
             if source.optional:
                 raise _Skip() from e
@@ -102,7 +130,8 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
     raise ValuesError(f"{where}: unknown source kind")
 
 
-async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None) -> dict[str, Any]:
+async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None,
+                         limits: Limits = boundedyaml.DEFAULT_LIMITS.documents) -> dict[str, Any]:
     """The values to give helm for `hr`, in COMPAT's merge order."""
     result: dict[str, Any] = {}
     http: aiohttp.ClientSession | None = None
@@ -113,10 +142,12 @@ async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None) ->
             if source.kind is ValuesSourceKind.EXTERNAL and http is None:
                 http = aiohttp.ClientSession()
             try:
-                text, where = await _read(kube, source, chart_dir, http)
-                result = merge_values(result, _parse(text, where, source.optional))
+                text, where = await _read(kube, source, chart_dir, http, limits)
+                result = merge_values(result, await _parse(text, where, source.optional, limits))
             except _Skip:
                 continue
+            except boundedyaml.LimitExceeded as e:
+                raise ValuesError(str(e)) from None
     finally:
         if http is not None:
             await http.close()
