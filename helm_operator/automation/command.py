@@ -66,6 +66,7 @@ from helm_operator.automation.images import (
 )
 from helm_operator.automation.policy import InvalidFilter, TagFilter, TagInfo, newest, parse_filter
 from helm_operator.automation.registry import CredentialStore, RegistryClient, RegistryError, parse_image_repo
+from helm_operator.redaction import redact_text
 
 T = TypeVar("T")
 
@@ -84,7 +85,10 @@ NEW = POLICY_PREFIXES[0]  # "fluxcd.io/": what we write; the legacy prefix is on
 
 
 class CommandError(Exception):
-    """A failure to report as one line on stderr, exit code 1."""
+    """A failure to report as one line on stderr, exit code 1 (URL credentials removed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 # --- workloads ---------------------------------------------------------------------

@@ -21,12 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helm_operator import boundedyaml
+from helm_operator.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
 class GitWriteError(Exception):
-    """A Git operation needed to commit a change failed; the message says which."""
+    """A Git operation needed to commit a change failed; the message says which (URL credentials removed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 @dataclass(frozen=True)

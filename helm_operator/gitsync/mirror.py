@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helm_operator.gitsync.plan import safe_url
+from helm_operator.redaction import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ esac
 
 
 class GitError(Exception):
-    """A git operation failed; the message names the operation and remote."""
+    """A git operation failed; the message names the operation and remote (URL credentials removed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 class HostKeyRefused(GitError):
@@ -102,7 +106,7 @@ class GitMirror:
 
     @property
     def display_url(self) -> str:
-        return safe_url(self.url)
+        return redact_url(safe_url(self.url))  # a token is often the https user name
 
     # ---- running git -------------------------------------------------------
     def _env(self) -> dict[str, str]:

@@ -23,15 +23,16 @@ from kubernetes.dynamic.exceptions import ApiException as DynamicApiException
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
 class KubeError(Exception):
-    """A Kubernetes API call failed; the message names the call and object."""
+    """A Kubernetes API call failed; the message names the call and object (URL credentials removed)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.status = status
 
 
@@ -124,10 +125,11 @@ class Kube:
         return list(result.get("items", []))
 
     async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status; URL credentials are removed from every message in it."""
         await self._call(
             f"update status of HelmRelease {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+            GROUP, VERSION, namespace, PLURAL, name, {"status": _redacted_status(status)},
         )
 
     async def patch_helmrelease_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +160,12 @@ class Kube:
     # ---- events ----------------------------------------------------------
     async def emit_event(self, involved: dict[str, Any], event_type: str, reason: str,
                          message: str, component: str = "helm-operator") -> None:
-        """Record a core/v1 Event on `involved` (an object dict). Never raises."""
+        """Record a core/v1 Event on `involved` (an object dict). Never raises.
+
+        URL credentials are removed from `message` (defence in depth: callers
+        build messages from redacted URLs already).
+        """
+        message = redact_text(message)
         meta = involved.get("metadata", {})
         now = dt.datetime.now(dt.timezone.utc)
         body = client.CoreV1Event(
@@ -212,6 +219,19 @@ class Kube:
             await self._call(f"annotate {ref}", self._annotate_sync, ref, annotations)
         except (NotFoundError, ResourceNotFoundError) as e:
             raise NotFound(f"annotate {ref}: not found") from e
+
+
+def _redacted_status(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` with URL credentials removed from its strings and its conditions' strings."""
+    out: dict[str, Any] = {}
+    for key, value in status.items():
+        if isinstance(value, str):
+            value = redact_text(value)
+        elif key == "conditions" and isinstance(value, list):
+            value = [{k: redact_text(v) if isinstance(v, str) else v for k, v in c.items()}
+                     if isinstance(c, dict) else c for c in value]
+        out[key] = value
+    return out
 
 
 class LeaseConflict(KubeError):
