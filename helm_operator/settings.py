@@ -114,6 +114,25 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+# kubectl and the API server accept JSON nested up to 10 000 levels; Python's
+# json decoder counts each level against the recursion limit (1000 by default).
+API_JSON_MAX_DEPTH = 10_000
+
+
+def allow_api_json_depth() -> None:
+    """Let the kubernetes client decode every object the API server can hold.
+
+    With the default recursion limit a single HelmRelease whose spec.values
+    nest 1000 levels deep (accepted by the API server) cannot be decoded: the
+    HelmRelease watch and list fail for every release, over and over. With
+    this limit they decode (json is C code: measured fine at 10 000 levels on
+    an 8 MiB thread stack), and `boundedyaml.check_tree` then refuses the deep
+    values of that one release with a status. Recursion in our own Python code
+    stays bounded by the YAML depth limit.
+    """
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), API_JSON_MAX_DEPTH + 2_000))
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":

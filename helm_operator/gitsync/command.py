@@ -20,7 +20,7 @@ from pathlib import Path
 
 from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
-from helm_operator.settings import add_yaml_limit_flags, parse_size, setup_logging
+from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, parse_size, setup_logging
 
 log = logging.getLogger("helm_operator.gitsync")
 
@@ -89,6 +89,7 @@ def _cluster(kubeconfig: Path | None, max_request_bytes: int = DEFAULT_MAX_REQUE
 
 def run_sync(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else "info")
+    allow_api_json_depth()
     try:
         config = from_args(args)
     except (ConfigError, GitError) as e:

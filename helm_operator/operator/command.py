@@ -9,7 +9,9 @@ from pathlib import Path
 
 from helm_operator.automation.gitwrite import GitTarget
 from helm_operator.operator.process import AutomationSettings, Operator, OperatorSettings
-from helm_operator.settings import add_yaml_limit_flags, parse_duration, setup_logging, yaml_limits_from_args
+from helm_operator.settings import (
+    add_yaml_limit_flags, allow_api_json_depth, parse_duration, setup_logging, yaml_limits_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
+    allow_api_json_depth()
     host, _, port = args.listen.rpartition(":")
     automation = None
     if args.git_url:
