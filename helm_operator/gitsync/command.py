@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     st.set_defaults(handler=run_sync_status)
 
 
-def _cluster(kubeconfig: Path | None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):  # type: ignore[no-untyped-def]
+def _cluster(kubeconfig: Path | None,  # type: ignore[no-untyped-def]
+             max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
     from helm_operator.kube.apply import ClusterApi
     from helm_operator.kube.client import load_api_client
 

@@ -16,10 +16,10 @@ from typing import Any
 
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
-from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
 from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
+from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore

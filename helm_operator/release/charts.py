@@ -79,9 +79,10 @@ class ChartFetcher:
         marker = chart_dir / ".helm-operator-deps-updated"
         if marker.exists() or not chart_yaml.exists():
             return
+        where = f"Chart.yaml of {chart_dir.name}"
         try:
             meta = await asyncio.to_thread(
-                boundedyaml.load, chart_yaml.read_bytes(), f"Chart.yaml of {chart_dir.name}", self.chart_yaml_limits)
+                lambda: boundedyaml.load(chart_yaml.read_bytes(), where, self.chart_yaml_limits))
         except boundedyaml.YamlError as e:
             raise ChartFetchError(f"{e}; fix the chart") from None
         if isinstance(meta, dict) and meta.get("dependencies"):
