@@ -51,16 +51,21 @@ def parse_size(text: str) -> int:
 
 
 def add_yaml_limit_flags(parser: argparse.ArgumentParser, *, charts: bool) -> None:
-    """The flags of `boundedyaml`'s limits; `charts` adds those for chart files."""
+    """The flags of `boundedyaml`'s limits; `charts` (the operator) adds those for chart files.
+
+    The node limit's default differs: the operator walks values on its event
+    loop, the syncer parses and applies files off it.
+    """
+    nodes = boundedyaml.DEFAULT_VALUES_MAX_NODES if charts else boundedyaml.DEFAULT_MAX_NODES
     g = parser.add_argument_group("limits on YAML from users (values, manifests, config)")
     g.add_argument("--yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_MAX_BYTES,
                    help="largest YAML file or values source, and the most text its aliases may "
                         f"expand to (default {human_bytes(boundedyaml.DEFAULT_MAX_BYTES).replace(' ', '')})")
     g.add_argument("--yaml-max-depth", type=int, default=boundedyaml.DEFAULT_MAX_DEPTH,
                    help=f"deepest nesting of maps and lists (default {boundedyaml.DEFAULT_MAX_DEPTH})")
-    g.add_argument("--yaml-max-nodes", type=int, default=boundedyaml.DEFAULT_MAX_NODES,
+    g.add_argument("--yaml-max-nodes", type=int, default=nodes,
                    help="most maps, lists and scalars in one file or values source once its aliases "
-                        f"(*name) are expanded (default {boundedyaml.DEFAULT_MAX_NODES})")
+                        f"(*name) are expanded (default {nodes})")
     if charts:
         g.add_argument("--chart-yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_CHART_MAX_BYTES,
                        help="largest chart file read (a Helm repository's index.yaml, Chart.yaml) "

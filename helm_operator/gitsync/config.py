@@ -108,7 +108,7 @@ class SyncerConfig:
     listen_port: int = DEFAULT_PORT
     workdir: Path = Path("/tmp/helm-operator-sync")
     once: bool = False
-    yaml_limits: Limits = boundedyaml.DEFAULT_LIMITS.documents  # every manifest file and this config
+    yaml_limits: Limits = Limits()  # every manifest file and this config
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # largest object sent to the API server
 
 
@@ -148,7 +148,7 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
 
 
 def load_sources(path: Path, defaults: SourceConfig,
-                 limits: Limits = boundedyaml.DEFAULT_LIMITS.documents) -> tuple[SourceConfig, ...]:
+                 limits: Limits = Limits()) -> tuple[SourceConfig, ...]:
     """Sources from a YAML config file, unset keys taken from `defaults`."""
     try:
         doc = boundedyaml.load(path.read_bytes(), f"--config {path}", limits)

@@ -217,7 +217,7 @@ def _document(source: str, label: str, obj: Any, raw: bytes) -> Document | FileE
     )
 
 
-def parse_file(source: str, data: bytes, limits: Limits = boundedyaml.DEFAULT_LIMITS.documents
+def parse_file(source: str, data: bytes, limits: Limits = Limits()
                ) -> tuple[list[Document], list[FileError]]:
     """Every object in one file; documents that fail are errors, the rest still count.
 
@@ -257,7 +257,7 @@ def parse_file(source: str, data: bytes, limits: Limits = boundedyaml.DEFAULT_LI
     return docs, errors
 
 
-def parse_files(files: Mapping[str, bytes], limits: Limits = boundedyaml.DEFAULT_LIMITS.documents) -> Parsed:
+def parse_files(files: Mapping[str, bytes], limits: Limits = Limits()) -> Parsed:
     """Parse every file on its own, in path order; one file can never stop the others.
 
     CPU-bound (seconds for files at the limits): the syncer runs it in a thread.

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from helm_operator import boundedyaml
 from helm_operator.boundedyaml import Limits
 from helm_operator.gitsync import gc as gc_step
 from helm_operator.gitsync import status as status_store
@@ -57,7 +56,7 @@ class SourceSyncer:
 
     def __init__(self, source: SourceConfig, *, cluster: ClusterApi, namespace: str,
                  workdir: Path, default_namespace: str, metrics: SyncMetrics,
-                 yaml_limits: Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
+                 yaml_limits: Limits = Limits()) -> None:
         self.source = source
         self.yaml_limits = yaml_limits
         self.cluster = cluster
