@@ -97,8 +97,9 @@ class GitError(Exception):
     """git failed. The message says what (`op`), for which `url`, why and what to do."""
 
     def __init__(self, reason: str, *, op: str = "", url: str = "", advice: str = "", detail: str = "") -> None:
-        self.op, self.url, self.reason, self.advice, self.detail = op, url, reason, advice, detail
-        where = f"{op} of {url}" if op and url else op
+        self.op, self.url = op, redact_url(url)
+        self.reason, self.advice, self.detail = redact_text(reason), advice, redact_text(detail)
+        where = f"{op} of {self.url}" if op and url else op
         super().__init__(f"{where} failed: {self.explanation}" if where else self.explanation)
 
     @property

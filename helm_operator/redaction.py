@@ -18,8 +18,11 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-# scheme://userinfo@ inside free text; userinfo stops at whitespace, '/', '@'.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^\s/@]+)@")
+# scheme://userinfo@ inside free text: userinfo runs to the last '@' before
+# whitespace or '/' (a password may hold a raw '@', which must not leave a tail).
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^\s/]+)@")
+# urllib3's Url repr (it appears in exception texts): auth='user:password'.
+_URLLIB3_AUTH = re.compile(r"\bauth='[^']*'")
 
 
 def redact_url(url: str) -> str:
@@ -53,7 +56,7 @@ def redact_text(text: str) -> str:
         user = m.group("userinfo").split(":", 1)[0]
         return f"{scheme}://{user}@" if user else f"{scheme}://"
 
-    return _URL_USERINFO.sub(strip, text)
+    return _URLLIB3_AUTH.sub("auth=None", _URL_USERINFO.sub(strip, text))
 
 
 def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -1,15 +1,22 @@
-"""Knobs shared by the roles: duration parsing and logging set-up.
+"""Knobs shared by the roles: duration and size parsing, and logging set-up.
 
 Each role's `command.py` turns flags into its own frozen settings; this
-module holds only what they share.
+module holds only what they share. Logging goes through one handler whose
+`RedactingFilter` removes URL credentials from every line, whatever logger
+wrote it (defence in depth: messages are meant to be built redacted).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
 import sys
+
+from helm_operator import boundedyaml
+from helm_operator.boundedyaml import YamlLimits, human_bytes
+from helm_operator.redaction import redact_text
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 
@@ -28,13 +35,107 @@ def parse_duration(text: str) -> float:
     return h * 3600 + mi * 60 + s + ms / 1000
 
 
+_SIZE = re.compile(r"^(\d+)\s*(?:([KMG])(i?)B?)?$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``16Mi``, ``64MiB``, ``3M`` (decimal), ``1048576``: Kubernetes-style sizes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid size {text!r}: use e.g. 512Ki, 16Mi, 1Gi or a number of bytes")
+    number, unit, binary = m.groups()
+    if unit is None:
+        return int(number)
+    power = "KMG".index(unit.upper()) + 1
+    return int(number) * (1024 if binary else 1000) ** power
+
+
+def add_yaml_limit_flags(parser: argparse.ArgumentParser, *, charts: bool) -> None:
+    """The flags of `boundedyaml`'s limits; `charts` (the operator) adds those for chart files.
+
+    The node limit's default differs: the operator walks values on its event
+    loop, the syncer parses and applies files off it.
+    """
+    nodes = boundedyaml.DEFAULT_VALUES_MAX_NODES if charts else boundedyaml.DEFAULT_MAX_NODES
+    g = parser.add_argument_group("limits on YAML from users (values, manifests, config)")
+    g.add_argument("--yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_MAX_BYTES,
+                   help="largest YAML file or values source, and the most text its aliases may "
+                        f"expand to (default {human_bytes(boundedyaml.DEFAULT_MAX_BYTES).replace(' ', '')})")
+    g.add_argument("--yaml-max-depth", type=int, default=boundedyaml.DEFAULT_MAX_DEPTH,
+                   help=f"deepest nesting of maps and lists (default {boundedyaml.DEFAULT_MAX_DEPTH})")
+    g.add_argument("--yaml-max-nodes", type=int, default=nodes,
+                   help="most maps, lists and scalars in one file or values source once its aliases "
+                        f"(*name) are expanded (default {nodes})")
+    if charts:
+        g.add_argument("--chart-yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_CHART_MAX_BYTES,
+                       help="largest chart file read (a Helm repository's index.yaml, Chart.yaml) "
+                            f"(default {human_bytes(boundedyaml.DEFAULT_CHART_MAX_BYTES).replace(' ', '')})")
+        g.add_argument("--chart-yaml-max-nodes", type=int, default=boundedyaml.DEFAULT_CHART_MAX_NODES,
+                       help="most nodes in one chart file, aliases expanded "
+                            f"(default {boundedyaml.DEFAULT_CHART_MAX_NODES})")
+
+
+def yaml_limits_from_args(args: argparse.Namespace) -> YamlLimits:
+    """The limits set by `add_yaml_limit_flags` (chart ones default when absent)."""
+    return YamlLimits.from_flags(
+        max_bytes=args.yaml_max_bytes, max_depth=args.yaml_max_depth, max_nodes=args.yaml_max_nodes,
+        chart_max_bytes=getattr(args, "chart_yaml_max_bytes", boundedyaml.DEFAULT_CHART_MAX_BYTES),
+        chart_max_nodes=getattr(args, "chart_yaml_max_nodes", boundedyaml.DEFAULT_CHART_MAX_NODES))
+
+
+class RedactingFilter(logging.Filter):
+    """Remove the userinfo of every URL from a record's message and exception text.
+
+    The message is formatted here (``msg % args``) and stored back, so the
+    handler's formatter only sees redacted text; a traceback is rendered
+    here too and kept as ``exc_text``, which formatters print as is.
+    """
+
+    _plain = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the line
+            message = str(record.msg)
+        record.msg, record.args = redact_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._plain.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
                "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            doc["error"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["error"] = record.exc_text
         return json.dumps(doc)
+
+
+# kubectl and the API server accept JSON nested up to 10 000 levels; Python's
+# json decoder counts each level against the recursion limit (1000 by default).
+API_JSON_MAX_DEPTH = 10_000
+
+
+def allow_api_json_depth() -> None:
+    """Let the kubernetes client decode every object the API server can hold.
+
+    With the default recursion limit a single HelmRelease whose spec.values
+    nest 1000 levels deep (accepted by the API server) cannot be decoded: the
+    HelmRelease watch and list fail for every release, over and over. With
+    this limit they decode (json is C code: measured fine at 10 000 levels on
+    an 8 MiB thread stack), and `boundedyaml.check_tree` then refuses the deep
+    values of that one release with a status. Recursion in our own Python code
+    stays bounded by the YAML depth limit.
+    """
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), API_JSON_MAX_DEPTH + 2_000))
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
@@ -43,6 +144,7 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

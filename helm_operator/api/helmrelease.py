@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from helm_operator import boundedyaml
 from helm_operator.api._fields import InvalidSpec, read_bool, read_int, read_map, read_str, type_name
 from helm_operator.api.constants import (
     DEFAULT_GIT_REF,
@@ -158,8 +159,13 @@ def parse_ref(obj: Mapping[str, Any]) -> HelmReleaseRef:
     return HelmReleaseRef(**_ref_fields(obj))
 
 
-def parse(obj: Mapping[str, Any], *, default_git_ref: str = DEFAULT_GIT_REF) -> HelmRelease:
-    """The full model, or InvalidSpec saying what to change in the manifest."""
+def parse(obj: Mapping[str, Any], *, default_git_ref: str = DEFAULT_GIT_REF,
+          limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> HelmRelease:
+    """The full model, or InvalidSpec saying what to change in the manifest.
+
+    `limits` bound the inline `spec.values` (nesting and size) before any
+    code walks them: the YAML limits, applied to what the API server decoded.
+    """
     ref = _ref_fields(obj)
     _check_release_name(ref["release_name"])
     _check_service_account_name(read_str(read_map(obj, "spec", "spec"), "serviceAccountName",
@@ -181,7 +187,7 @@ def parse(obj: Mapping[str, Any], *, default_git_ref: str = DEFAULT_GIT_REF) -> 
         disable_openapi_validation=bool(
             read_bool(spec, "disableOpenAPIValidation", "spec.disableOpenAPIValidation")
         ),
-        values=_parse_values(spec),
+        values=_parse_values(spec, limits),
         values_from=parse_values_sources(spec, ref["namespace"]),
         rollback=rollback,
         test=test,
@@ -261,8 +267,12 @@ def _parse_helm_version(spec: Mapping[str, Any]) -> str | None:
     return version
 
 
-def _parse_values(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy, so that the model never shares state with the input."""
+def _parse_values(spec: Mapping[str, Any], limits: boundedyaml.Limits) -> dict[str, Any]:
+    """A deep copy, so that the model never shares state with the input.
+
+    Checked against `limits` first, without recursion: deepcopy, the merge
+    and the digest all recurse into the values.
+    """
     values = spec.get("values")
     if values is None:
         return {}
@@ -271,6 +281,10 @@ def _parse_values(spec: Mapping[str, Any]) -> dict[str, Any]:
             f"spec.values must be a map of chart values (key: value), got {type_name(values)}; "
             "move the values under keys or use valuesFrom"
         )
+    try:
+        boundedyaml.check_tree(values, "spec.values", limits)
+    except boundedyaml.LimitExceeded as e:
+        raise InvalidSpec(str(e)) from None
     return copy.deepcopy(dict(values))
 
 

@@ -19,6 +19,7 @@ from helm_operator.api.constants import (
     ChartSourceKind,
     ValuesSourceKind,
 )
+from helm_operator.redaction import redact_url
 
 _HTTP = ("http://", "https://")
 _OCI = "oci://"
@@ -48,10 +49,14 @@ class ChartSource:
     skip_dep_update: bool = False
 
     def describe(self) -> str:
-        """A one-line id for logs and messages: what would be fetched."""
+        """A one-line id for logs and messages: what would be fetched, URL credentials removed.
+
+        Also part of the release's configuration digest: credentials written
+        into the URL are not configuration, changing them re-deploys nothing.
+        """
         if self.kind is ChartSourceKind.GIT:
-            return f"git {self.git}//{self.path}@{self.ref}"
-        return f"{self.kind} {self.repository} {self.name}@{self.version}"
+            return f"git {redact_url(str(self.git))}//{self.path}@{self.ref}"
+        return f"{self.kind} {redact_url(str(self.repository))} {self.name}@{self.version}"
 
     def __str__(self) -> str:
         return self.describe()
@@ -76,7 +81,7 @@ class ValuesSource:
     def describe(self) -> str:
         """A one-line id for logs and messages (never the values)."""
         if self.kind is ValuesSourceKind.EXTERNAL:
-            where = str(self.url)
+            where = redact_url(str(self.url))
         elif self.kind is ValuesSourceKind.CHART_FILE:
             where = str(self.path)
         else:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from helm_operator import boundedyaml
 from helm_operator.automation import yamledit
 from helm_operator.automation.yamledit import EditError
 
@@ -39,7 +40,8 @@ ANNOTATIONS_PATH = ("metadata", "annotations")
 
 def edit_annotations(text: str, kind: str, namespace: str, name: str, *,
                      set: Mapping[str, str] | None = None, remove: Iterable[str] = (),  # noqa: A002
-                     default_namespace: str = "default") -> str:
+                     default_namespace: str = "default",
+                     limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> str:
     """Set the annotations in `set` and delete those in `remove` on ``kind namespace/name``.
 
     Returns `text` unchanged when the annotations already are as asked.
@@ -51,7 +53,7 @@ def edit_annotations(text: str, kind: str, namespace: str, name: str, *,
         if not isinstance(key, str) or not key or not isinstance(value, str):
             raise EditError(f"annotation {key!r}: keys and values must be non-empty strings")
 
-    documents = yamledit._compose_all(text)
+    documents = yamledit._compose_all(text, limits)
     index = yamledit._find_document(documents, kind, namespace, name, default_namespace)
     before = _annotation_nodes(documents[index])
     existing = {k: v for k, v in before.items() if k in wanted}
@@ -59,11 +61,11 @@ def edit_annotations(text: str, kind: str, namespace: str, name: str, *,
     if existing:
         result = yamledit.set_values(result, kind, namespace, name,
                                      [((*ANNOTATIONS_PATH, k), wanted[k]) for k in existing],
-                                     default_namespace=default_namespace)
+                                     default_namespace=default_namespace, limits=limits)
     to_add = {k: v for k, v in wanted.items() if k not in before}
     to_remove = [k for k in dropped if k in before]
     if to_add or to_remove:
-        documents = yamledit._compose_all(result)
+        documents = yamledit._compose_all(result, limits)
         result = _line_edit(result, documents[index], to_add, to_remove)
     if result == text:
         return text
@@ -233,9 +235,9 @@ def _construct(node: Node) -> Any:
 
 
 def _verify(before: str, after: str, index: int, wanted: Mapping[str, str], dropped: list[str]) -> None:
-    try:
-        old_docs = list(yaml.safe_load_all(before))
-        new_docs = list(yaml.safe_load_all(after))
+    try:  # both texts passed boundedyaml.check in _compose_all
+        old_docs = list(yaml.load_all(before, Loader=yamledit._FAST_LOADER))
+        new_docs = list(yaml.load_all(after, Loader=yamledit._FAST_LOADER))
     except yaml.YAMLError as e:
         raise EditError(f"the edited file does not parse: {e}") from e
     if len(old_docs) != len(new_docs):

@@ -35,8 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from helm_operator import boundedyaml
 from helm_operator.automation import yamledit
 from helm_operator.automation.gitwrite import GitWriteError, GitWriter, locate
 from helm_operator.automation.images import find_images, read_policy, updates_for
@@ -112,8 +111,10 @@ class Automator:
     def __init__(self, list_helmreleases: Callable[[], Awaitable[list[dict[str, Any]]]],
                  writer: GitWriter, registry: RegistryClient, emit_event: EventSink,
                  interval: float = 300.0, poll_interval: float = 300.0,
-                 default_namespace: str = "default") -> None:
+                 default_namespace: str = "default",
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
         self.list_helmreleases = list_helmreleases
+        self.yaml_limits = yaml_limits
         self.writer = writer
         self.registry = registry
         self.emit_event = emit_event
@@ -247,11 +248,17 @@ class Automator:
         tags = dict(scan.tags)
         for key in scan.automated:
             ns, _, name = key.partition("/")
-            file = locate(root, self.writer.target.paths, "HelmRelease", ns, name, self.default_namespace)
+            file = locate(root, self.writer.target.paths, "HelmRelease", ns, name, self.default_namespace,
+                          self.yaml_limits)
             if file is None:
                 continue
             text = file.read_text()
-            doc = next((d for d in yaml.safe_load_all(text) if isinstance(d, dict)
+            try:
+                docs = boundedyaml.load_all(text, str(file.relative_to(root)), self.yaml_limits)
+            except boundedyaml.YamlError as e:  # changed since locate read it
+                log.warning("%s: image automation cannot read %s", key, e)
+                continue
+            doc = next((d for d in docs if isinstance(d, dict)
                         and d.get("kind") == "HelmRelease" and (d.get("metadata") or {}).get("name") == name
                         and ((d.get("metadata") or {}).get("namespace") or self.default_namespace) == ns), None)
             if doc is None:
@@ -269,7 +276,8 @@ class Automator:
                 continue
             try:
                 new_text = yamledit.set_values(text, "HelmRelease", ns, name, found.writes,
-                                               default_namespace=self.default_namespace)
+                                               default_namespace=self.default_namespace,
+                                               limits=self.yaml_limits)
             except yamledit.EditError as e:
                 log.warning("%s: image automation cannot edit %s: %s", key, file.relative_to(root), e)
                 continue

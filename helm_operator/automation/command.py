@@ -55,8 +55,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from helm_operator import boundedyaml
 from helm_operator.automation import yamledit
 from helm_operator.automation.annotations import edit_annotations
 from helm_operator.automation.gitwrite import GitTarget, GitWriteError, GitWriter, locate
@@ -69,6 +68,7 @@ from helm_operator.automation.policy import (
 )
 from helm_operator.automation.registry import CredentialStore, RegistryClient, RegistryError, parse_image_repo
 from helm_operator.gitrunner import GitError, GitRunner
+from helm_operator.redaction import redact_text
 
 T = TypeVar("T")
 
@@ -87,7 +87,10 @@ NEW = POLICY_PREFIXES[0]  # "fluxcd.io/": what we write; the legacy prefix is on
 
 
 class CommandError(Exception):
-    """A failure to report as one line on stderr, exit code 1."""
+    """A failure to report as one line on stderr, exit code 1 (URL credentials removed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 # --- workloads ---------------------------------------------------------------------
@@ -292,8 +295,9 @@ def helmreleases_in(root: Path, paths: Sequence[str], default_namespace: str) ->
             if ".git" in file.relative_to(root).parts or file.suffix not in (".yaml", ".yml"):
                 continue
             try:
-                docs = list(yaml.safe_load_all(_read(file)))
-            except (yaml.YAMLError, UnicodeDecodeError, OSError):
+                docs = boundedyaml.load_all(_read(file), str(file.relative_to(root)),
+                                            boundedyaml.DEFAULT_LIMITS.documents)
+            except (boundedyaml.YamlError, UnicodeDecodeError, OSError):
                 continue
             found += [workload_of(d, default_namespace) for d in docs
                       if isinstance(d, dict) and d.get("kind") == KIND]
@@ -301,7 +305,11 @@ def helmreleases_in(root: Path, paths: Sequence[str], default_namespace: str) ->
 
 
 def find_document(text: str, workload: Workload, default_namespace: str) -> dict[str, Any]:
-    for doc in yaml.safe_load_all(text):
+    try:
+        docs = boundedyaml.load_all(text, str(workload), boundedyaml.DEFAULT_LIMITS.documents)
+    except boundedyaml.YamlError as e:
+        raise CommandError(f"{workload}: cannot read its file: {e.reason}") from None
+    for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == KIND and workload_of(doc, default_namespace) == workload:
             return doc
     raise CommandError(f"{workload}: the HelmRelease document vanished while reading it")

@@ -24,19 +24,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from tenacity import (
     AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential,
     wait_random_exponential,
 )
 
 from helm_operator.gitrunner import DEFAULT_TIMEOUT, Credentials, GitError, GitRunner, PushRejected, Remote
+from helm_operator import boundedyaml
+from helm_operator.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
 class GitWriteError(Exception):
-    """A Git operation needed to commit a change failed; the message says which."""
+    """A Git operation needed to commit a change failed; the message says which (URL credentials removed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 @dataclass(frozen=True)
@@ -168,11 +172,13 @@ class GitWriter:
 
 
 def locate(root: Path, paths: Sequence[str], kind: str, namespace: str, name: str,
-           default_namespace: str = "default") -> Path | None:
+           default_namespace: str = "default",
+           limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> Path | None:
     """The YAML file under `paths` of `root` that defines this object, if any.
 
-    Files that fail to parse are skipped (the syncer reports them); a
-    document without a namespace counts as `default_namespace`.
+    Files that fail to parse or exceed the YAML `limits` are skipped (the
+    syncer reports them); a document without a namespace counts as
+    `default_namespace`.
     """
     bases = [root / p for p in paths] if paths else [root]
     for base in bases:
@@ -181,8 +187,10 @@ def locate(root: Path, paths: Sequence[str], kind: str, namespace: str, name: st
             if ".git" in file.parts or file.suffix not in (".yaml", ".yml"):
                 continue
             try:
-                docs = list(yaml.safe_load_all(file.read_text()))
-            except (yaml.YAMLError, UnicodeDecodeError, OSError):
+                if file.stat().st_size > limits.max_bytes:
+                    continue
+                docs = boundedyaml.load_all(file.read_bytes(), str(file.relative_to(root)), limits)
+            except (boundedyaml.YamlError, OSError):
                 continue
             for doc in docs:
                 if not isinstance(doc, dict) or doc.get("kind") != kind:

@@ -61,6 +61,7 @@ from multidict import CIMultiDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from helm_operator.automation.policy import TagFilter, TagInfo, needs_timestamps
+from helm_operator.redaction import redact_text
 from helm_operator.runtime.httpsession import SessionOwner
 
 __all__ = [
@@ -90,6 +91,7 @@ class RegistryError(Exception):
     """A registry request failed: ``operation`` on ``image``; ``hint`` says what to do."""
 
     def __init__(self, operation: str, image: str, problem: str, hint: str = "") -> None:
+        problem = redact_text(problem)  # aiohttp and registries quote URLs, with any userinfo
         message = f"{operation} for {image}: {problem}" + (f"; {hint}" if hint else "")
         super().__init__(message)
         self.operation, self.image, self.problem, self.hint = operation, image, problem, hint

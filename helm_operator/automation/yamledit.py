@@ -15,7 +15,9 @@ commit. Setting a value to what it already is returns the input unchanged.
 
 Locating and verifying both use PyYAML (YAML 1.1, like the Go YAML that
 Kubernetes and Helm read these files with), so "the value there" means the
-same thing in both steps.
+same thing in both steps. Before either, the text passes `boundedyaml.check`
+(size, nesting, alias expansion): the locating parser and the verification
+walk both recurse and would follow every alias.
 
 What this module does NOT do: no file or Git I/O, no choice of values, no
 re-serialisation of YAML, no edits through aliases, merge keys (``<<``) or
@@ -34,6 +36,8 @@ from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from helm_operator import boundedyaml
 
 Segment = str | int
 Update = tuple[Sequence[Segment], Any]
@@ -58,7 +62,8 @@ class _Located:
 
 
 def set_values(text: str, kind: str, namespace: str, name: str, updates: Iterable[Update],
-               *, default_namespace: str = "default") -> str:
+               *, default_namespace: str = "default",
+               limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> str:
     """Set scalars of the object ``kind namespace/name`` in `text`; everything else stays.
 
     `updates` are ``(path, value)`` pairs, paths from the document root
@@ -66,10 +71,10 @@ def set_values(text: str, kind: str, namespace: str, name: str, updates: Iterabl
     without ``metadata.namespace`` counts as being in `default_namespace`,
     where the syncer would apply it. Values keep the scalar's quoting style;
     a string that would read as something else unquoted (``1.0``, ``true``)
-    is double-quoted.
+    is double-quoted. A text over `limits` is refused with an `EditError`.
     """
     wanted = _dedupe(updates)
-    documents = _compose_all(text)
+    documents = _compose_all(text, limits)
     index = _find_document(documents, kind, namespace, name, default_namespace)
     splices: list[tuple[int, int, str]] = []
     loaded: list[tuple[tuple[Any, ...], Any]] = []
@@ -106,7 +111,14 @@ def _dedupe(updates: Iterable[Update]) -> list[tuple[tuple[Segment, ...], Any]]:
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _compose_all(text: str) -> list[Node | None]:
+def _compose_all(text: str, limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents
+                 ) -> list[Node | None]:
+    try:
+        boundedyaml.check(text, "the file", limits)
+    except boundedyaml.LimitExceeded as e:
+        raise EditError(f"refusing to edit: {e.reason}") from None
+    except boundedyaml.YamlError:
+        pass  # the composer below says where, in the words the edit errors use
     try:
         return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as e:

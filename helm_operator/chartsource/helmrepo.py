@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from yarl import URL
 
+from helm_operator import boundedyaml
 from helm_operator.chartsource.cachedir import AccessKeys, KeyedLocks, extract_tar, find_chart_root, publish
 from helm_operator.chartsource.model import (
     basic_auth_header,
@@ -49,10 +49,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INDEX_TTL = 60.0
 DEFAULT_TIMEOUT = 120.0
-MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_CHART_BYTES = 128 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-_YamlLoader: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar stays a string
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,11 @@ class HelmRepoCache(SessionOwner):
         *,
         index_ttl: float = DEFAULT_INDEX_TTL,
         timeout: float = DEFAULT_TIMEOUT,
+        yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.charts,
     ) -> None:
         self._root = Path(cache_dir) / "helm"
         self._keys = AccessKeys(Path(cache_dir))
+        self._yaml_limits = yaml_limits  # index.yaml: its size is also the download limit
         self._index_ttl = index_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._indexes: dict[tuple[str, str], _Index] = {}
@@ -169,13 +169,14 @@ class HelmRepoCache(SessionOwner):
                 return cached, False
             started = time.monotonic()
             url = f"{repo}/index.yaml"
-            data = await self._get(url, auth, limit=MAX_INDEX_BYTES)
-            entries = await asyncio.to_thread(_parse_index, data, redact_url(url))
+            data = await self._get(url, auth, limit=self._yaml_limits.max_bytes,
+                                   limit_flag=self._yaml_limits.bytes_flag)
+            entries = await asyncio.to_thread(_parse_index, data, redact_url(url), self._yaml_limits)
             index = _Index(entries=entries, fetched_at=started)
             self._indexes[key] = index
             return index, True
 
-    async def _get(self, url: str, auth: tuple[str, str] | None, *, limit: int) -> bytes:
+    async def _get(self, url: str, auth: tuple[str, str] | None, *, limit: int, limit_flag: str = "") -> bytes:
         shown = redact_url(url)
         secrets = (auth[1],) if auth else ()
         # aiohttp drops this header when a redirect leaves the origin.
@@ -191,8 +192,9 @@ class HelmRepoCache(SessionOwner):
                 async for chunk in resp.content.iter_chunked(1 << 16):
                     size += len(chunk)
                     if size > limit:
-                        raise ChartFetchError(f"GET {shown}: response larger than {limit // 2**20} MiB; refusing it",
-                                              url=shown)
+                        raises = f" ({limit_flag} raises the limit)" if limit_flag else ""
+                        raise ChartFetchError(f"GET {shown}: response larger than {limit // 2**20} MiB; "
+                                              f"refusing it{raises}", url=shown)
                     chunks.append(chunk)
                 return b"".join(chunks)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
@@ -255,11 +257,14 @@ def _chart_url_and_digest(entry: dict[str, Any], repo: str, name: str, version: 
     return chart_url, None
 
 
-def _parse_index(data: bytes, shown: str) -> dict[str, list[dict[str, Any]]]:
+def _parse_index(data: bytes, shown: str, limits: boundedyaml.Limits) -> dict[str, list[dict[str, Any]]]:
+    """The entries of an index.yaml, every scalar a string ("1.10" stays a version)."""
     try:
-        doc = yaml.load(data, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
-        raise ChartFetchError(f"{shown} is not valid YAML ({exc}); is this a Helm repository?", url=shown) from None
+        doc = boundedyaml.load(data, shown, limits, strings_only=True)
+    except boundedyaml.LimitExceeded as exc:
+        raise ChartFetchError(str(exc), url=shown) from None
+    except boundedyaml.YamlError as exc:
+        raise ChartFetchError(f"{shown} is {exc.reason}; is this a Helm repository?", url=shown) from None
     entries = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(entries, dict):
         raise ChartFetchError(f"{shown} is not a Helm repository index (no entries); check the repository URL",

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from helm_operator.redaction import redact_url, scrub, split_userinfo
+from helm_operator.redaction import redact_text, redact_url, scrub, split_userinfo
 
 __all__ = ["ChartFetchError", "FetchedChart", "basic_auth_header", "redact_url", "scrub",
            "split_userinfo", "url_key"]
@@ -44,6 +44,8 @@ class ChartFetchError(Exception):
     """
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        message = redact_text(message)  # defence in depth: messages are built from redacted URLs
+        url = redact_url(url) if url else url
         super().__init__(message)
         self.message = message
         self.url = url

@@ -18,8 +18,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from helm_operator.gitsync.config import DEFAULT_PORT, ConfigError, from_args, own_namespace
+from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
+from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, parse_size, setup_logging
 
 log = logging.getLogger("helm_operator.gitsync")
 
@@ -72,6 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sync.add_argument("--once", action="store_true",
                       help="one pass per source, then exit (1 when any error was reported)")
     sync.add_argument("-v", "--verbose", action="store_true")
+    add_yaml_limit_flags(sync, charts=False)
+    sync.add_argument("--max-request-bytes", type=parse_size, default=DEFAULT_MAX_REQUEST_BYTES,
+                      help="largest object sent to the API server, as JSON; match the server's "
+                           "--max-request-bytes (default 3Mi, the server's default)")
     sync.set_defaults(handler=run_sync)
 
     st = subparsers.add_parser("sync-status", help="show the last sync of each source")
@@ -80,16 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     st.set_defaults(handler=run_sync_status)
 
 
-def _cluster(kubeconfig: Path | None):  # type: ignore[no-untyped-def]
+def _cluster(kubeconfig: Path | None,  # type: ignore[no-untyped-def]
+             max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
     from helm_operator.kube.apply import ClusterApi
     from helm_operator.kube.client import load_api_client
 
-    return ClusterApi(load_api_client(kubeconfig))
+    return ClusterApi(load_api_client(kubeconfig), max_request_bytes=max_request_bytes)
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("debug" if args.verbose else "info")
+    allow_api_json_depth()
     try:
         config = from_args(args)
     except (ConfigError, GitError) as e:
@@ -107,7 +113,8 @@ def run_sync(args: argparse.Namespace) -> int:
     default_ns = args.default_namespace or kubeconfig_namespace(
         str(config.kubeconfig) if config.kubeconfig else None) or "default"
     try:
-        syncer = Syncer(config, _cluster(config.kubeconfig), default_ns, webhook_token=token)
+        syncer = Syncer(config, _cluster(config.kubeconfig, config.max_request_bytes), default_ns,
+                        webhook_token=token)
     except GitError as e:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return 2

@@ -38,14 +38,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from helm_operator import boundedyaml
+from helm_operator.boundedyaml import Limits
 from helm_operator.gitsync.plan import default_sync_set_name
 from helm_operator.runtime.http import parse_listen
 
 DEFAULT_POLL = 300.0  # Flux v1: --git-poll-interval=5m
 DEFAULT_SYNC = 300.0  # Flux v1: --sync-interval=5m
 DEFAULT_PORT = 3031
+# kube-apiserver's --max-request-bytes default: a larger body is cut off (an SSL EOF, not an error)
+DEFAULT_MAX_REQUEST_BYTES = 3 * 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -109,6 +111,8 @@ class SyncerConfig:
     once: bool = False
     webhook_token_file: Path | None = None        # POST /api/v1/sync(-git) need its token
     webhook_listen: tuple[str, int] | None = None  # the triggers' own address
+    yaml_limits: Limits = Limits()  # every manifest file and this config
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # largest object sent to the API server
 
 
 def own_namespace() -> str:
@@ -146,12 +150,15 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
 }
 
 
-def load_sources(path: Path, defaults: SourceConfig) -> tuple[SourceConfig, ...]:
+def load_sources(path: Path, defaults: SourceConfig,
+                 limits: Limits = Limits()) -> tuple[SourceConfig, ...]:
     """Sources from a YAML config file, unset keys taken from `defaults`."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        doc = boundedyaml.load(path.read_bytes(), f"--config {path}", limits)
+    except OSError as e:
         raise ConfigError(f"--config {path}: {e}") from e
+    except boundedyaml.YamlError as e:
+        raise ConfigError(str(e)) from None
     entries = (doc or {}).get("sources") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"--config {path}: expected a non-empty list under `sources:`")
@@ -181,6 +188,7 @@ def load_sources(path: Path, defaults: SourceConfig) -> tuple[SourceConfig, ...]
 
 def from_args(args: argparse.Namespace) -> SyncerConfig:
     """The configuration from parsed `helm-operator sync` arguments."""
+    limits = Limits(max_bytes=args.yaml_max_bytes, max_depth=args.yaml_max_depth, max_nodes=args.yaml_max_nodes)
     defaults = SourceConfig(
         name=args.source_name, url=args.git_url or "", branch=args.git_branch,
         paths=tuple(args.git_path or ()),
@@ -193,7 +201,7 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         https_credentials_dir=args.git_https_credentials_dir,
     )
     if args.config is not None:
-        sources = load_sources(args.config, defaults)
+        sources = load_sources(args.config, defaults, limits)
     elif args.git_url:
         sources = (_check(defaults),)
     else:
@@ -210,4 +218,5 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         listen_host=args.listen_host, listen_port=args.listen_port,
         workdir=args.workdir, once=args.once,
         webhook_token_file=getattr(args, "webhook_token_file", None), webhook_listen=webhook_listen,
+        yaml_limits=limits, max_request_bytes=args.max_request_bytes,
     )

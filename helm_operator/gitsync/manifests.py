@@ -3,7 +3,9 @@
 Place in the flow: `mirror` hands over the files of a commit as
 ``{path: bytes}``; this module selects the manifest files (COMPAT 3: only
 ``.yaml``/``.yml``, chart directories skipped), parses each file on its own
-(a broken file becomes a `FileError`, never an exception), expands ``*List``
+within the YAML limits (`boundedyaml`: size, nesting, alias expansion; a
+broken or hostile file becomes a `FileError`, never an exception, and the
+other files still count), expands ``*List``
 kinds, computes each object's checksum (sha1 of its bytes in Git), and, given
 a scope lookup, gives every object its resource ID
 ``<namespace>:<kind>/<name>`` (``<cluster>`` for cluster-scoped kinds) and
@@ -17,6 +19,7 @@ about garbage collection.
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +28,11 @@ from enum import Enum
 from typing import Any
 
 import yaml
+
+from helm_operator import boundedyaml
+from helm_operator.boundedyaml import Limits
+
+log = logging.getLogger(__name__)
 
 CLUSTER_SCOPE = "<cluster>"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -209,19 +217,28 @@ def _document(source: str, label: str, obj: Any, raw: bytes) -> Document | FileE
     )
 
 
-def parse_file(source: str, data: bytes) -> tuple[list[Document], list[FileError]]:
-    """Every object in one file; documents that fail are errors, the rest still count."""
+def parse_file(source: str, data: bytes, limits: Limits = Limits()
+               ) -> tuple[list[Document], list[FileError]]:
+    """Every object in one file; documents that fail are errors, the rest still count.
+
+    The limits hold for the file as a whole: its size, and one node budget
+    shared by its documents. A file over a limit yields only that error.
+    """
     docs: list[Document] = []
     errors: list[FileError] = []
+    try:
+        boundedyaml.check_size(data, source, limits)
+    except boundedyaml.LimitExceeded as e:
+        return [], [FileError(source, f"{e.reason}; none of its objects is applied")]
+    budget = boundedyaml.Budget()
     for index, raw in enumerate(split_documents(data), start=1):
         label = f"document {index}"
         try:
-            obj = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            errors.append(FileError(source, f"invalid YAML{where}: {problem}", label))
+            obj = boundedyaml.load(raw, source, limits, budget=budget)
+        except boundedyaml.LimitExceeded as e:
+            return [], [FileError(source, f"{e.reason}; none of its objects is applied", label)]
+        except boundedyaml.YamlError as e:
+            errors.append(FileError(source, e.reason.replace("not valid YAML", "invalid YAML", 1), label))
             continue
         if obj is None:
             continue  # empty document or comments only
@@ -240,11 +257,19 @@ def parse_file(source: str, data: bytes) -> tuple[list[Document], list[FileError
     return docs, errors
 
 
-def parse_files(files: Mapping[str, bytes]) -> Parsed:
-    """Parse every file on its own, in path order."""
+def parse_files(files: Mapping[str, bytes], limits: Limits = Limits()) -> Parsed:
+    """Parse every file on its own, in path order; one file can never stop the others.
+
+    CPU-bound (seconds for files at the limits): the syncer runs it in a thread.
+    """
     parsed = Parsed()
     for path in sorted(files):
-        docs, errors = parse_file(path, files[path])
+        try:
+            docs, errors = parse_file(path, files[path], limits)
+        except Exception as e:  # noqa: BLE001 - a file the limits did not foresee: report it, go on
+            log.error("%s: could not be read (%s); the other files are synced", path, type(e).__name__)
+            docs, errors = [], [FileError(path, f"could not be read ({type(e).__name__}); "
+                                          "none of its objects is applied")]
         parsed.documents.extend(docs)
         parsed.errors.extend(errors)
     return parsed

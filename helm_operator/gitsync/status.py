@@ -21,6 +21,7 @@ from typing import Any
 
 from helm_operator.gitsync.manifests import FileError
 from helm_operator.kube.apply import CONFIGMAP, ClusterApi
+from helm_operator.redaction import redact_text, redact_url
 
 STATUS_LABEL = "helm-operator.dev/sync-status"
 STATUS_KEY = "status.json"
@@ -60,7 +61,12 @@ class SyncStatus:
         self.errors.extend({"file": e.file, "object": e.obj, "reason": e.reason} for e in errors)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        """The stored form; URL credentials are removed from every text in it."""
+        doc = asdict(self)
+        doc["url"] = redact_url(self.url)
+        doc["pass_error"] = redact_text(self.pass_error)
+        doc["errors"] = [{k: redact_text(v) for k, v in e.items()} for e in self.errors]
+        return json.dumps(doc, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "SyncStatus":

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from helm_operator.boundedyaml import Limits
 from helm_operator.gitsync import gc as gc_step
 from helm_operator.gitsync import status as status_store
 from helm_operator.gitsync.apply import Outcome, apply_plan
@@ -54,8 +55,10 @@ class SourceSyncer:
     """Keeps the cluster equal to one Git source."""
 
     def __init__(self, source: SourceConfig, *, cluster: ClusterApi, namespace: str,
-                 workdir: Path, default_namespace: str, metrics: SyncMetrics) -> None:
+                 workdir: Path, default_namespace: str, metrics: SyncMetrics,
+                 yaml_limits: Limits = Limits()) -> None:
         self.source = source
+        self.yaml_limits = yaml_limits
         self.cluster = cluster
         self.namespace = namespace
         self.default_namespace = source.default_namespace or default_namespace
@@ -122,7 +125,8 @@ class SourceSyncer:
         s = self.source
         paths = await self.mirror.list_files(commit)
         selected, path_errors = select_manifest_files(paths, s.paths)
-        parsed = parse_files(await self.mirror.read_files(commit, selected))
+        files = await self.mirror.read_files(commit, selected)
+        parsed = await asyncio.to_thread(parse_files, files, self.yaml_limits)  # CPU-bound: off the loop
         parsed.errors[:0] = path_errors
         discovery = await self.cluster.discover()
         crd_scopes = scopes_from_crds(parsed.documents)
@@ -216,7 +220,8 @@ class Syncer:
         self.metrics = metrics or SyncMetrics()
         self.sources = [
             SourceSyncer(s, cluster=cluster, namespace=config.namespace, workdir=config.workdir,
-                         default_namespace=default_namespace, metrics=self.metrics)
+                         default_namespace=default_namespace, metrics=self.metrics,
+                         yaml_limits=config.yaml_limits)
             for s in config.sources
         ]
         self._tasks: list[asyncio.Task[None]] = []

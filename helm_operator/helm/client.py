@@ -37,9 +37,14 @@ log = logging.getLogger(__name__)
 
 
 class HelmError(Exception):
-    """A helm command failed. `message` is helm's own error text (stderr)."""
+    """A helm command failed. `message` is helm's own error text (stderr), URL credentials removed.
+
+    helm quotes the URLs it fetched (``looks like "http://user:pw@host/" is
+    not a valid chart repository``), so its stderr is redacted here, once.
+    """
 
     def __init__(self, action: str, release: str, message: str) -> None:
+        message, release = redact_text(message), redact_text(release)
         super().__init__(f"helm {action} of release {release} failed: {message}")
         self.action = action
         self.release = release

@@ -31,6 +31,9 @@ from helm_operator.kube.client import KubeError, NotFound
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 30.0
+# kube-apiserver's default --max-request-bytes. A larger body is not refused
+# with a status: the server drops the connection (an SSL EOF at the client).
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 
 
@@ -87,8 +90,10 @@ def _message(what: str, e: ApiException | None, status: int, data: bytes | None)
 class ClusterApi:
     """Async any-kind access over one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: client.ApiClient, rediscover_after: float = 60.0) -> None:
+    def __init__(self, api_client: client.ApiClient, rediscover_after: float = 60.0, *,
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.api_client = api_client
+        self.max_request_bytes = max_request_bytes
         self._discovery: Discovery | None = None
         self._discovered_at = 0.0
         self._rediscover_after = rediscover_after
@@ -98,6 +103,8 @@ class ClusterApi:
     def _request_sync(self, what: str, method: str, path: str, *,
                       query: list[tuple[str, str]] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Any:
+        if body is not None and self.max_request_bytes:
+            _check_request_size(what, body, self.max_request_bytes)
         params = self.api_client.param_serialize(
             method=method, resource_path=path, query_params=query or [],
             header_params={"Accept": "application/json", "Content-Type": content_type},
@@ -233,6 +240,16 @@ class ClusterApi:
 
 
 CONFIGMAP = ResourceType("v1", "ConfigMap", "configmaps", True, frozenset({"list", "get"}))
+
+
+def _check_request_size(what: str, body: Any, limit: int) -> None:
+    """Refuse, with a message, a body the API server would cut off mid-request."""
+    size = len(json.dumps(body, default=str).encode("utf-8"))
+    if size > limit:
+        raise KubeError(
+            f"{what}: the object is {size / 2**20:.1f} MiB as JSON, more than the "
+            f"{limit / 2**20:g} MiB the API server accepts in one request (its --max-request-bytes; "
+            "this process's --max-request-bytes must match it); split it into smaller objects", 413)
 
 
 def _ref(namespace: str | None, name: str) -> str:

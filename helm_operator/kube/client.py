@@ -22,15 +22,16 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
 class KubeError(Exception):
-    """A Kubernetes API call failed; the message names the call and object."""
+    """A Kubernetes API call failed; the message names the call and object (URL credentials removed)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.status = status
 
 
@@ -120,11 +121,12 @@ class Kube:
         return list(result.get("items", []))
 
     async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the status subresource; returns the object the API server stored."""
+        """Merge-patch the status subresource, URL credentials removed from every message in it;
+        returns the object the API server stored."""
         return await self._call(
             f"update status of HelmRelease {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+            GROUP, VERSION, namespace, PLURAL, name, {"status": _redacted_status(status)},
         )
 
     async def patch_helmrelease_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +185,12 @@ class Kube:
     # ---- events ----------------------------------------------------------
     async def emit_event(self, involved: dict[str, Any], event_type: str, reason: str,
                          message: str, component: str = "helm-operator") -> None:
-        """Record a core/v1 Event on `involved` (an object dict). Never raises."""
+        """Record a core/v1 Event on `involved` (an object dict). Never raises.
+
+        URL credentials are removed from `message` (defence in depth: callers
+        build messages from redacted URLs already).
+        """
+        message = redact_text(message)
         meta = involved.get("metadata", {})
         now = dt.datetime.now(dt.timezone.utc)
         body = client.CoreV1Event(
@@ -205,6 +212,19 @@ class Kube:
         except KubeError as e:
             log.warning("could not record event %s on %s/%s: %s", reason,
                         meta.get("namespace"), meta.get("name"), e)
+
+def _redacted_status(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` with URL credentials removed from its strings and its conditions' strings."""
+    out: dict[str, Any] = {}
+    for key, value in status.items():
+        if isinstance(value, str):
+            value = redact_text(value)
+        elif key == "conditions" and isinstance(value, list):
+            value = [{k: redact_text(v) if isinstance(v, str) else v for k, v in c.items()}
+                     if isinstance(c, dict) else c for c in value]
+        out[key] = value
+    return out
+
 
 class LeaseConflict(KubeError):
     """Someone else wrote the Lease first (optimistic concurrency)."""

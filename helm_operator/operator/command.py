@@ -14,6 +14,7 @@ from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import parse_listen, read_token_file
 from helm_operator.settings import parse_duration, setup_logging
+from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, yaml_limits_from_args
 
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     t.add_argument("--external-source-deny", action="append", default=[], metavar="HOST",
                    help="deny this IP, CIDR, host name, *.domain or * to externalSourceRef URLs (repeatable), "
                         "beside the default: loopback, link-local and cloud metadata addresses")
+    add_yaml_limit_flags(p, charts=True)
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)
@@ -115,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_listen = parse_listen(args.webhook_listen, "--webhook-listen") if args.webhook_listen else None
     except ValueError as e:
         raise SystemExit(f"helm-operator run: {e}") from None
+    allow_api_json_depth()
     host, _, port = args.listen.rpartition(":")
     automation = None
     if args.git_url:
@@ -139,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
         webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
+        yaml_limits=yaml_limits_from_args(args),
     )
     asyncio.run(Operator(settings).run())
     return 0

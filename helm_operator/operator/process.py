@@ -18,6 +18,7 @@ from helm_operator.api.controls import DriftMode
 from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
+from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore
@@ -64,6 +65,7 @@ class OperatorSettings:
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
+    yaml_limits: YamlLimits = DEFAULT_LIMITS  # values, chart files, automation's HelmRelease files
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Operator:
         self.metrics = Metrics()
         self.queue: WorkQueue[str] = WorkQueue()
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
-                                   settings.git_ssh_command, settings.oci_plain_http)
+                                   settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.store = HelmReleaseStore()
         self.versions = ObjectVersions()
         self.storage = ReleaseStorage(KubeStorageReader(self.kube),
@@ -100,7 +102,7 @@ class Operator:
                                      self.metrics, self.store, self.storage, self.versions,
                                      settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
-                                     lockdown=settings.lockdown)
+                                     lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
                                webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self.queue.add,
@@ -135,7 +137,7 @@ class Operator:
         self.automator = Automator(
             lambda: self.kube.list_helmreleases(ns), writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
-            default_namespace=auto.default_namespace)
+            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
                  auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")

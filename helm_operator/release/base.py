@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from helm_operator import boundedyaml
 from helm_operator.api.controls import DriftMode
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef
 from helm_operator.chartsource import FetchedChart
@@ -68,7 +69,8 @@ class EngineBase:
                  versions: ObjectVersions, default_git_ref: str = "master",
                  drift: DriftDetector | None = None, drift_interval: float = 0.0,
                  default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None,
-                 lockdown: tenancy.TenancyPolicy | None = None) -> None:
+                 lockdown: tenancy.TenancyPolicy | None = None,
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
@@ -82,6 +84,7 @@ class EngineBase:
         self.drift_interval = drift_interval
         self.default_drift_mode = default_drift_mode
         self.lockdown = lockdown or tenancy.TenancyPolicy()
+        self.yaml_limits = yaml_limits  # inline values and every valuesFrom source
         # any-kind access with one shared discovery (ownership checks, stamps, drift)
         self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
         # key -> fingerprint of the inputs when the release was last settled

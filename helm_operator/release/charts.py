@@ -20,8 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from helm_operator import boundedyaml
 from helm_operator.api.constants import ChartSourceKind
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.chartsource import ChartFetchError, FetchedChart, GitMirrors, HelmRepoCache
@@ -34,11 +33,13 @@ class ChartFetcher:
     """One per operator: owns the chart caches shared by all releases."""
 
     def __init__(self, kube: Kube, helm: Helm, cache_dir: Path, git_poll_interval: float,
-                 git_ssh_command: str | None = None, oci_plain_http: bool = False) -> None:
+                 git_ssh_command: str | None = None, oci_plain_http: bool = False,
+                 yaml_limits: boundedyaml.YamlLimits = boundedyaml.DEFAULT_LIMITS) -> None:
         self.kube = kube
         self.helm = helm
         self.cache_dir = cache_dir
-        self.helm_repos = HelmRepoCache(cache_dir)
+        self.chart_yaml_limits = yaml_limits.charts
+        self.helm_repos = HelmRepoCache(cache_dir, yaml_limits=yaml_limits.charts)
         self.git = GitMirrors(cache_dir, git_poll_interval)
         self.git_ssh_command = git_ssh_command
         self.oci_plain_http = oci_plain_http
@@ -115,8 +116,13 @@ class ChartFetcher:
         marker = chart_dir / ".helm-operator-deps-updated"
         if marker.exists() or not chart_yaml.exists():
             return
-        meta = yaml.safe_load(chart_yaml.read_text()) or {}
-        if meta.get("dependencies"):
+        where = f"Chart.yaml of {chart_dir.name}"
+        try:
+            meta = await asyncio.to_thread(
+                lambda: boundedyaml.load(chart_yaml.read_bytes(), where, self.chart_yaml_limits))
+        except boundedyaml.YamlError as e:
+            raise ChartFetchError(f"{e}; fix the chart") from None
+        if isinstance(meta, dict) and meta.get("dependencies"):
             lock = self._locks.setdefault(str(chart_dir), asyncio.Lock())
             async with lock:
                 if marker.exists():

@@ -57,7 +57,7 @@ class DeletionMixin(GatherMixin):
                 log.info("%s: HelmRelease deleted: uninstalling %s", ref.key, ref.release_name)
                 timeout = getattr(ref, "timeout", 300)
                 try:
-                    timeout = parse(obj, default_git_ref=self.default_git_ref).timeout
+                    timeout = parse(obj, default_git_ref=self.default_git_ref, limits=self.yaml_limits).timeout
                 except InvalidSpec:
                     pass
                 result = await uninstall(self.helm, self.metrics, ref.release_name, ref.target_namespace, timeout,

@@ -62,7 +62,8 @@ class GatherMixin(EngineBase):
         if not chart_cond or chart_cond.get("status") != "True":
             self._chart_news[hr.key] = f"chart fetched: {hr.chart}"  # written with the next record
         try:
-            values = await compose_values(self.kube, hr, chart.path, self.lockdown.external_hosts)
+            values = await compose_values(self.kube, hr, chart.path, self.lockdown.external_hosts,
+                                          self.yaml_limits)
         except (ValuesError, KubeError) as e:
             log.warning("%s: values: %s", hr.key, e)
             return await self._failed_before_helm(

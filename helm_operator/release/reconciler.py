@@ -59,7 +59,7 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         if not ref.has_finalizer:
             obj = await self._add_finalizer(ref)
         try:
-            hr = parse(obj, default_git_ref=self.default_git_ref)
+            hr = parse(obj, default_git_ref=self.default_git_ref, limits=self.yaml_limits)
         except InvalidSpec as e:
             return await self._invalid(ref, obj, e)
         refused = tenancy.refusal(hr, self.lockdown)

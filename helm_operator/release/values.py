@@ -3,9 +3,12 @@
 
 Reads ConfigMaps and Secrets through `kube`, external URLs over HTTP (only
 hosts the operator's host policy allows: `release.external`) and files
-inside the fetched chart. `optional` skips a missing object, a missing
-key or invalid YAML; any other error fails. Error messages name the source,
-never its content: values can hold secrets.
+inside the fetched chart, and parses each with `boundedyaml` in a thread
+(size, nesting and alias expansion bounded; the event loop never parses).
+`optional` skips a missing object, a missing key or invalid YAML; any other
+error fails, and so does a source over a YAML limit, optional or not: that
+is an attack or a mistake to see, not an absence. Error messages name the
+source, never its content: values can hold secrets.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+import asyncio
 
+from helm_operator import boundedyaml
 from helm_operator.api.constants import ValuesSourceKind
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.api.sources import ValuesSource
@@ -22,26 +26,35 @@ from helm_operator.api.values import merge_values
 from helm_operator.chartsource.chartfiles import ChartFileEscapes, read_chart_file
 from helm_operator.kube import Kube, NotFound
 from helm_operator.release.external import ExternalSourceError, ExternalSourceRefused, fetch_text
+from helm_operator.boundedyaml import Limits
+from helm_operator.redaction import redact_text
 from helm_operator.release.hostpolicy import HostPolicy
 
 
 class ValuesError(Exception):
-    """Values could not be composed; the message names the failing source."""
+    """Values could not be composed; the message names the failing source.
+
+    URL credentials are removed from the message however it was built.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 class _Skip(Exception):
     """An optional source is missing or unusable."""
 
 
-def _parse(text: str, where: str, optional: bool) -> dict[str, Any]:
+async def _parse(text: str | bytes, where: str, optional: bool, limits: Limits) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as e:
+        doc = await asyncio.to_thread(boundedyaml.load, text, where, limits)
+    except boundedyaml.LimitExceeded:
+        raise  # never skipped, even when optional
+    except boundedyaml.YamlError as e:
         if optional:
-            raise _Skip() from e
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ValuesError(f"{where} is not valid YAML{at}: fix the YAML or mark the source optional") from e
+            raise _Skip() from None
+        at = f" at line {e.line}" if e.line else ""
+        raise ValuesError(f"{where} is not valid YAML{at}: fix the YAML or mark the source optional") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -100,7 +113,8 @@ async def _read(kube: Kube, source: ValuesSource, chart_dir: Path | None,
 
 
 async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None,
-                         hosts: HostPolicy | None = None) -> dict[str, Any]:
+                         hosts: HostPolicy | None = None,
+                         limits: Limits = boundedyaml.DEFAULT_LIMITS.documents) -> dict[str, Any]:
     """The values to give helm for `hr`, in COMPAT's merge order.
 
     `hosts` limits externalSourceRef URLs; None is the default policy
@@ -111,9 +125,11 @@ async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None,
     for source in hr.values_from:
         try:
             text, where = await _read(kube, source, chart_dir, policy)
-            result = merge_values(result, _parse(text, where, source.optional))
+            result = merge_values(result, await _parse(text, where, source.optional, limits))
         except _Skip:
             continue
+        except boundedyaml.LimitExceeded as e:
+            raise ValuesError(str(e)) from None
     return merge_values(result, hr.values)
 
 

@@ -267,3 +267,41 @@ def test_setting_one_leaf_changes_only_its_line(doc: tuple[str, Any], data: st.D
     for seg in path:
         node = node[seg]
     assert node == new
+
+
+HR_WITH_BOMB = """\
+apiVersion: helm.fluxcd.io/v1
+kind: HelmRelease
+metadata: {name: web, namespace: apps}
+spec:
+  values:
+    image: {tag: "1.0.0"}
+    l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+""" + "".join(f"    l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 9))
+
+
+def test_a_file_with_an_alias_bomb_is_refused_before_it_is_walked() -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(EditError, match=r"refusing to edit: more than 250,000 nodes .*--yaml-max-nodes"):
+        set_values(HR_WITH_BOMB, "HelmRelease", "apps", "web", [(("spec", "values", "image", "tag"), "2.0.0")])
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_deeply_nested_file_is_refused_not_a_recursion_error() -> None:
+    text = ("apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata: {name: web, namespace: apps}\n"
+            "spec:\n  values:\n    image: {tag: '1.0.0'}\n    deep: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(EditError, match="nest deeper than 128 levels"):
+        set_values(text, "HelmRelease", "apps", "web", [(("spec", "values", "image", "tag"), "2.0.0")])
+
+
+def test_locate_skips_a_hostile_file_and_finds_the_release_in_another(tmp_path: Path) -> None:
+    from helm_operator.automation.gitwrite import locate
+
+    (tmp_path / "a-bomb.yaml").write_text(HR_WITH_BOMB)
+    (tmp_path / "b-deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
+    good = tmp_path / "c-web.yaml"
+    good.write_text(HR_WITH_BOMB.split("    l0:")[0].replace("name: web", "name: other"))
+    assert locate(tmp_path, [], "HelmRelease", "apps", "other") == good
+    assert locate(tmp_path, [], "HelmRelease", "apps", "web") is None

@@ -461,3 +461,29 @@ async def test_names_that_would_escape_the_cache_are_refused(
     with pytest.raises(ChartFetchError, match="invalid chart"):
         await cache.fetch(repo.url, name, version, None)
     assert repo.requests == []
+
+
+async def test_an_index_with_an_alias_bomb_is_refused_naming_the_url_and_the_flag(repo: Repo,
+                                                                                   cache: HelmRepoCache) -> None:
+    lines = ["apiVersion: v1", "entries:", '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    repo.files["/index.yaml"] = ("\n".join(lines) + "\n").encode()
+
+    with pytest.raises(ChartFetchError) as err:
+        await asyncio.wait_for(cache.fetch(repo.url, "podinfo", "6.5.0", None), timeout=5)
+
+    assert str(err.value).startswith(f"{repo.url}/index.yaml: more than 10,000,000 nodes")
+    assert "--chart-yaml-max-nodes" in str(err.value)
+
+
+async def test_an_index_larger_than_the_chart_yaml_limit_stops_the_download(repo: Repo, tmp_path: Path) -> None:
+    from helm_operator.boundedyaml import DEFAULT_LIMITS
+    from dataclasses import replace
+
+    repo.files["/index.yaml"] = b"apiVersion: v1\nentries: {}\n# " + b"x" * (3 * 2**20) + b"\n"
+    limits = replace(DEFAULT_LIMITS.charts, max_bytes=2**20)
+    async with HelmRepoCache(tmp_path / "small", yaml_limits=limits) as small:
+        with pytest.raises(ChartFetchError) as err:
+            await small.fetch(repo.url, "podinfo", "6.5.0", None)
+
+    assert "response larger than 1 MiB; refusing it (--chart-yaml-max-bytes raises the limit)" in str(err.value)

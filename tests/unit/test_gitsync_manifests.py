@@ -111,3 +111,48 @@ def test_unknown_kinds_and_duplicates_are_errors_whose_ids_are_protected() -> No
     reasons = {(e.file, e.obj): e.reason for e in resolved.errors}
     assert "duplicate definition (in a.yaml, b.yaml)" in reasons[("a.yaml", "default:configmap/dup")]
     assert "unknown kind Gizmo" in reasons[("c.yaml", "default:gizmo/g")]
+
+
+def _bomb(levels: int) -> bytes:
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: bomb}", "data:",
+             '  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_hostile_files_are_file_errors_and_every_other_file_still_parses() -> None:
+    deep = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata:\n  x: " + b"[" * 20000 + b"]" * 20000
+    deep_block = b"".join(b" " * i + b"k:\n" for i in range(1000))
+    files = {"a/bomb.yaml": _bomb(8), "a/deep.yaml": deep, "a/deep-block.yaml": deep_block,
+             "a/ok.yaml": CM % b"ok", "b/later.yaml": CM % b"later"}
+    parsed = parse_files(files)
+    assert sorted(d.name for d in parsed.documents) == ["later", "ok"]
+    reasons = {e.file: e.reason for e in parsed.errors}
+    assert set(reasons) == {"a/bomb.yaml", "a/deep.yaml", "a/deep-block.yaml"}
+    assert "once its aliases (*name) are expanded" in reasons["a/bomb.yaml"]
+    assert "--yaml-max-nodes" in reasons["a/bomb.yaml"]
+    assert "nest deeper than 128 levels" in reasons["a/deep.yaml"] and "--yaml-max-depth" in reasons["a/deep.yaml"]
+    assert "nest deeper than 128 levels" in reasons["a/deep-block.yaml"]
+    assert parsed.failed_files == ["a/bomb.yaml", "a/deep-block.yaml", "a/deep.yaml"]
+
+
+def test_a_file_over_the_size_limit_names_the_limit_and_its_flag() -> None:
+    from helm_operator.boundedyaml import Limits
+
+    docs, errors = parse_file("big.yaml", CM % b"x" + b"# " + b"x" * 4096 + b"\n", Limits(max_bytes=4096))
+    assert docs == []
+    assert errors[0].file == "big.yaml"
+    assert errors[0].reason == ("4.1 KiB of YAML is more than the limit of 4 KiB (--yaml-max-bytes raises it); "
+                                "none of its objects is applied")
+
+
+def test_the_node_limit_counts_all_documents_of_a_file_together() -> None:
+    from helm_operator.boundedyaml import Limits
+
+    doc = b"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c%d}\ndata: {a: b}\n"
+    text = b"".join(doc % i for i in range(10))  # 13 nodes each (maps, keys, values)
+    docs, errors = parse_file("many.yaml", text, Limits(max_nodes=200))
+    assert len(docs) == 10 and errors == []
+    docs, errors = parse_file("many.yaml", text, Limits(max_nodes=100))
+    assert docs == [] and "--yaml-max-nodes" in errors[0].reason
