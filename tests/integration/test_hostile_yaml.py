@@ -105,7 +105,8 @@ def values_server() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 @pytest.fixture(scope="module")
 def hostile_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    op = start_operator(cluster, tmp_path_factory.mktemp("hostile-operator"), "--charts-sync-interval", "15s")
+    op = start_operator(cluster, tmp_path_factory.mktemp("hostile-operator"), "--charts-sync-interval", "15s",
+                        "--external-source-allow", "127.0.0.1")  # the test servers are on loopback
     yield op
     op.stop()
     print(f"operator log: {op.log}")

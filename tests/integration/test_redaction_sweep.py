@@ -134,7 +134,8 @@ def servers(chart_repo: ChartRepo, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def sweep_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    op = start_operator(cluster, tmp_path_factory.mktemp("sweep-operator"), "--charts-sync-interval", "15s")
+    op = start_operator(cluster, tmp_path_factory.mktemp("sweep-operator"), "--charts-sync-interval", "15s",
+                        "--external-source-allow", "127.0.0.1")  # the test servers are on loopback
     yield op
     op.stop()
 
