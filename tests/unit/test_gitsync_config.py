@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helm_operator.gitsync.command import register
+from helm_operator.cli.sync import register
 from helm_operator.gitsync.config import ConfigError, from_args, parse_duration
 from helm_operator.gitsync.status import SyncStatus, format_text
 

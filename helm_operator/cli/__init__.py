@@ -1,7 +1,10 @@
-"""The `helm-operator` command: one entry point, one subcommand per role.
+"""The `helm-operator` command: one entry point, one module per group of
+subcommands (`cli/run.py`, `cli/sync.py`, ...).
 
-This module only parses arguments and hands over to the role's own module;
-it holds no behaviour of its own, so each subcommand can be found by name.
+The package is the top of the house: it parses arguments, builds each
+role's settings and hands over to the role (`operator`, `gitsync`,
+`automation`, `release`); no behaviour of its own lives here, so each
+subcommand can be found by name.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from collections.abc import Sequence
 from helm_operator import __version__
 
 
-# Each role owns its subcommands: a module with `register(subparsers)` that
-# adds them and sets `handler` on each. Listed here so `--help` shows all.
+# Each group of subcommands: a module with `register(subparsers)` that adds
+# them and sets `handler` on each. Listed here so `--help` shows all.
 COMMAND_MODULES = (
-    "helm_operator.operator.command",   # run
-    "helm_operator.gitsync.command",    # sync, sync-status
+    "helm_operator.cli.run",             # run
+    "helm_operator.cli.sync",            # sync, sync-status
     "helm_operator.automation.command",  # list-workloads, list-images, release, automate, lock, policy, ...
 )
 
@@ -52,6 +55,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return int(handler(args) or 0)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
