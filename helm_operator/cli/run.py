@@ -75,6 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="namespace/name of a kubernetes.io/dockerconfigjson Secret (repeatable)")
     g.add_argument("--k8s-default-namespace", default="default",
                    help="namespace of HelmRelease documents in Git that name none")
+    p.add_argument("--shutdown-grace-period", type=parse_duration, default=parse_duration("25s"),
+                   help="after SIGTERM, how long helm calls in flight may run to completion before they are "
+                        "stopped (a second SIGTERM stops them at once); keep it below the pod's "
+                        "terminationGracePeriodSeconds (default 25s)")
     p.add_argument("--watch-timeout", type=parse_duration, default=parse_duration("5m"),
                    help="how long one watch request lasts before it is renewed (default 5m)")
     t = p.add_argument_group("tenant lockdown (all off by default)")
@@ -142,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
         webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
+        shutdown_grace_period=args.shutdown_grace_period,
         yaml_limits=yaml_limits_from_args(args),
     )
     asyncio.run(Operator(settings).run())

@@ -19,8 +19,11 @@ create the namespace (a ServiceAccount may not; it is its own).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,13 +98,55 @@ def _stderr(e: pyhelm3.errors.Error) -> str:
     return redact_text(text.removeprefix("Error: ").strip()) or f"exit code {e.returncode}"
 
 
+class _Command(Command):
+    """pyhelm3's command runner, minus the shell: helm runs in a process group of
+    its own, so cancelling a call (shutdown past its grace period) stops helm
+    itself and not only a `/bin/sh` in front of it, and an operator killed by
+    its terminal's SIGINT does not pass the signal to helm."""
+
+    async def run(self, command: list[str], input: bytes | None = None) -> bytes:  # noqa: A002
+        argv = [self._executable, *command]
+        if self._kubeconfig:
+            argv += ["--kubeconfig", str(self._kubeconfig)]
+        if self._kubecontext:
+            argv += ["--kube-context", self._kubecontext]
+        if self._kubeapiserver:
+            argv += ["--kube-apiserver", self._kubeapiserver]
+        if self._kubetoken:
+            argv += ["--kube-token", self._kubetoken]
+        if self._insecure_skip_tls_verify:
+            argv.append("--kube-insecure-skip-tls-verify")
+        log.debug("running helm %s", redact_text(" ".join(command)))  # values go on stdin, never here
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        try:
+            stdout, stderr = await proc.communicate(input)
+        except asyncio.CancelledError:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # helm and anything it started
+                await asyncio.wait_for(proc.wait(), 5)
+            except (ProcessLookupError, TimeoutError):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise
+        if proc.returncode == 0:
+            return stdout
+        text = stderr.decode("utf-8", errors="replace").lower()
+        error = (pyhelm3.errors.ReleaseNotFoundError if "release: not found" in text
+                 else pyhelm3.errors.Error)
+        raise error(proc.returncode or 1, stdout, stderr)
+
+
 class Helm:
     """Async helm calls against one cluster (one kubeconfig)."""
 
     def __init__(self, executable: str = "helm", kubeconfig: Path | None = None,
                  kubeapiserver: str | None = None, kubetoken: str | None = None) -> None:
-        self._command = Command(executable=executable, kubeconfig=kubeconfig,
-                                kubeapiserver=kubeapiserver, kubetoken=kubetoken)
+        self._command = _Command(executable=executable, kubeconfig=kubeconfig,
+                                 kubeapiserver=kubeapiserver, kubetoken=kubetoken)
         self.calls = 0  # every helm invocation, for the "no helm call on resync" measurement
         # Helm 4's default `--wait` strategy (kstatus); `legacy` is Helm 3's poller.
         self.wait_strategy = "watcher"

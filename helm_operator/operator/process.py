@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.api.controls import DriftMode
+from helm_operator.api.helmrelease import InvalidSpec, parse_ref
 from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
@@ -35,7 +37,7 @@ from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.shutdown import stop_on_signals
-from helm_operator.runtime.queueing import WorkQueue, jittered, run_workers
+from helm_operator.runtime.queueing import Priority, WorkQueue, jittered, run_workers
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class OperatorSettings:
     drift_interval: float = 600.0
     watch_timeout: int = 300  # seconds a watch request lasts before it is renewed
     default_drift_mode: str = "warn"  # for HelmReleases without spec.driftDetection.mode
+    shutdown_grace_period: float = 25.0  # in-flight helm calls may finish this long after SIGTERM
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
@@ -90,7 +93,8 @@ class Operator:
         self.kube = Kube.from_kubeconfig(settings.kubeconfig)
         self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig)
         self.metrics = Metrics()
-        self.queue: WorkQueue[str] = WorkQueue()
+        # A first install may be slow (hooks, --wait): it never takes the last worker.
+        self.queue: WorkQueue[str] = WorkQueue(max_installs=max(1, settings.workers - 1))
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.store = HelmReleaseStore()
@@ -105,11 +109,12 @@ class Operator:
                                      lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents)
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
                                webhook_token=settings.webhook_token)
-        self.hr_events = HelmReleaseEvents(self.store, self.queue.add,
+        self.hr_events = HelmReleaseEvents(self.store, self._changed, self._seen_at_start,
                                            lambda key: set(self.reconciler.dependants.get(key, ())))
         self.watchers: list[ResourceWatcher] = []
         self.metrics.watch_watchers(lambda: self.watchers)
         self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second SIGTERM, or the grace period's end
         self.automator: Automator | None = None
 
     async def _credentials(self, auto: AutomationSettings) -> CredentialStore:
@@ -157,7 +162,26 @@ class Operator:
                 continue
             if changed:
                 log.info("%s: new commit for chart path %s of %s", key, hr.chart.path, hr.chart.describe())
-                self.queue.add(key)
+                self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        """An input of `key` changed: queue it first, as a first install when it has no release yet."""
+        self.queue.add(key, Priority.INSTALL if self._first_install(key) else Priority.CHANGE)
+
+    def _seen_at_start(self, key: str) -> None:
+        """A HelmRelease listed at start (or after a relist) already reconciled at its generation:
+        look at it in the background, spread over a few seconds rather than all at once."""
+        self.queue.nudge_after(key, random.uniform(0, min(10.0, 0.01 * len(self.store))))
+
+    def _first_install(self, key: str) -> bool:
+        obj = self.store.get(key)
+        if obj is None:
+            return False
+        try:
+            ref = parse_ref(obj)
+        except InvalidSpec:
+            return False
+        return not self.storage.revisions(ref.target_namespace, ref.release_name)
 
     async def _handle(self, key: str) -> None:
         try:
@@ -181,8 +205,8 @@ class Operator:
         api = self.kube.api_client
         timeout = self.settings.watch_timeout
         refs = lambda: self.reconciler.references  # noqa: E731
-        configmaps = ValuesSourceEvents("ConfigMap", self.versions, refs, self.queue.add)
-        secrets = SecretEvents(self.storage, ValuesSourceEvents("Secret", self.versions, refs, self.queue.add))
+        configmaps = ValuesSourceEvents("ConfigMap", self.versions, refs, self._changed)
+        secrets = SecretEvents(self.storage, ValuesSourceEvents("Secret", self.versions, refs, self._changed))
         self.watchers = [
             ResourceWatcher("helmreleases", api, collection_path(GROUP, VERSION, PLURAL, ns), self.hr_events,
                             loop, timeout_seconds=timeout),
@@ -207,9 +231,10 @@ class Operator:
                 pass
             keys = self.store.keys()
             self.metrics.set_release_count(len(keys))
-            log.info("periodic resync of %d HelmRelease(s)", len(keys))
-            for key in keys:
-                self.queue.nudge(key)
+            log.info("periodic resync of %d HelmRelease(s), spread over %.0fs", len(keys),
+                     self.settings.charts_sync_interval / 2)
+            for key in keys:  # spread, in the background: a change never waits behind a resync
+                self.queue.nudge_after(key, random.uniform(0, self.settings.charts_sync_interval / 2))
 
     async def _poll_git(self) -> None:
         while not self._stopping.is_set():
@@ -221,6 +246,10 @@ class Operator:
                 await self.sync_git()
 
     def stop(self) -> None:
+        """SIGTERM: stop taking work, let helm calls in flight finish; a second one stops them now."""
+        if self._stopping.is_set():
+            log.warning("stopping now: helm calls in flight are stopped; the next leader recovers them")
+            self._hurry.set()
         self._stopping.set()
 
     async def _stop_when(self, event: asyncio.Event) -> None:
@@ -237,6 +266,7 @@ class Operator:
         log.info("serving /metrics, /healthz on %s:%d and /api/v1/sync-git on port %s", self.settings.listen_host,
                  port, self.http.trigger_port)
         holder: asyncio.Task[None] | None = None
+        elector: LeaderElector | None = None
         if self.settings.leader_elect:
             elector = LeaderElector(
                 LeaseStore(self.kube, self.settings.leader_election_namespace, self.settings.leader_election_name),
@@ -267,16 +297,25 @@ class Operator:
         if automation is not None:
             tasks.append(automation)
         await self._stopping.wait()
-        log.info("stopping: no new work is taken; in-flight releases finish")
+        grace = self.settings.shutdown_grace_period
+        log.info("stopping: no new work is taken; in-flight releases get up to %.0fs to finish", grace)
         self.queue.shutdown()
         for w in self.watchers:
             w.stop()
+        hurry = asyncio.create_task(self._hurry.wait())
+        await asyncio.wait({tasks[0], hurry}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        hurry.cancel()
+        if not tasks[0].done():
+            log.warning("stopping in-flight helm calls (grace period over or second signal); "
+                        "the next leader recovers their releases")
+            tasks[0].cancel()
         await asyncio.gather(tasks[0], return_exceptions=True)
         for t in tasks[1:]:
             t.cancel()
         await asyncio.gather(*tasks[1:], return_exceptions=True)
-        if holder is not None:
+        if holder is not None and elector is not None:
             holder.cancel()
+            await elector.release()  # the standby starts now, not when the lease would expire
         await self.reconciler.recorder.drain()
         await self.http.stop()
         await self.charts.close()

@@ -34,9 +34,11 @@ class HelmReleaseEvents:
     """Keeps the HelmRelease cache and enqueues what needs a reconcile."""
 
     def __init__(self, store: HelmReleaseStore, enqueue: Callable[[str], None],
+                 settled: Callable[[str], None] | None = None,
                  dependants: Callable[[str], set[str]] | None = None) -> None:
         self._store = store
         self._enqueue = enqueue
+        self._settled = settled or enqueue  # listed at start and already reconciled: background work
         self._dependants = dependants
         self._seen: dict[str, tuple[Any, ...]] = {}
         self._ready: dict[str, bool] = {}
@@ -65,8 +67,13 @@ class HelmReleaseEvents:
         fingerprint = (meta.get("generation"), meta.get("deletionTimestamp") is not None, meta.get("uid"),
                        tuple(annotations.get(a) for a in REQUEST_ANNOTATIONS))
         if self._seen.get(key) != fingerprint:
+            first_sight = key not in self._seen
             self._seen[key] = fingerprint
-            self._enqueue(key)
+            status = obj.get("status") or {}
+            if event_type == "SYNC" and first_sight and status.get("observedGeneration") == meta.get("generation"):
+                self._settled(key)
+            else:
+                self._enqueue(key)
 
     def _wake_dependants(self, key: str) -> None:
         """A dependency became Ready (or stopped being so, or went): its dependants look again now."""

@@ -98,6 +98,19 @@ class LeaderElector:
                 log.debug("leader election: %s", e)
             await asyncio.sleep(self.retry_interval)
 
+    async def release(self) -> None:
+        """Give the Lease up now (at shutdown), so a standby takes over without waiting for it to expire."""
+        try:
+            lease = await self.store.get()
+            spec = (lease or {}).get("spec") or {}
+            if lease is None or spec.get("holderIdentity") != self.identity:
+                return
+            await self.store.update(lease["metadata"]["resourceVersion"], {
+                **spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _fmt(_now())})
+            log.info("leader election: released lease %s/%s", self.store.namespace, self.store.name)
+        except (LeaseConflict, KubeError) as e:
+            log.warning("leader election: releasing the lease failed (it expires on its own): %s", e)
+
     async def hold(self) -> None:
         """Renew until stopped; set `lost` if the lease could not be renewed in time."""
         loop = asyncio.get_running_loop()

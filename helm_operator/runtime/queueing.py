@@ -15,6 +15,8 @@ workqueue:
   later `add_after` never postpones an earlier one, and `add` (due now)
   cancels a pending delayed add;
 - failures are counted per key for exponential backoff until `forget`;
+- priorities (`Priority`): changes first, first installs next but never on
+  every worker at once (`max_installs`), background work last;
 - one scheduling authority: `add` is for a change of the key's inputs and
   always queues it; `nudge` is for everything else (periodic resync, an
   observed change the key may have caused itself, a manual "sync now") and
@@ -35,6 +37,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -69,25 +72,46 @@ class BackoffPolicy:
             return self.cap
 
 
-class WorkQueue(Generic[K]):
-    """An asyncio work queue of keys with client-go workqueue semantics."""
+class Priority(IntEnum):
+    """Which keys a free worker takes first (lower first).
 
-    def __init__(self, backoff: BackoffPolicy | None = None) -> None:
+    A change is what a user waits for; a first install may be slow (hooks,
+    `--wait`) and is capped so it never takes every worker; background work
+    (resync, drift timers, observed storage changes, the start-up list) runs
+    whenever nothing else waits.
+    """
+
+    CHANGE = 0
+    INSTALL = 1
+    BACKGROUND = 2
+
+
+class WorkQueue(Generic[K]):
+    """An asyncio work queue of keys with client-go workqueue semantics, and priorities."""
+
+    def __init__(self, backoff: BackoffPolicy | None = None, *, max_installs: int | None = None) -> None:
         self._backoff = backoff or BackoffPolicy()
-        self._ready: deque[K] = deque()
-        # Keys that need processing: waiting in _ready, or being processed
-        # and to be queued again by done().
-        self._dirty: set[K] = set()
-        self._processing: set[K] = set()
-        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._max_installs = max_installs
+        self._ready: dict[Priority, deque[K]] = {p: deque() for p in Priority}
+        self._queued: dict[K, Priority] = {}      # keys waiting, with the priority they wait at
+        # Keys that need processing: waiting, or being processed and to be
+        # queued again by done() (at the priority they were added with).
+        self._dirty: dict[K, Priority] = {}
+        self._processing: dict[K, Priority] = {}
+        self._timers: dict[K, tuple[asyncio.TimerHandle, Priority]] = {}
         self._backing_off: set[K] = set()  # keys whose pending timer is a failure backoff
         self._failures: dict[K, int] = {}
+        self._added_at: dict[K, float] = {}  # when a waiting key was queued (latency metric)
         self._wakeup = asyncio.Event()
         self._shut_down = False
+        self.on_get: Callable[[K, Priority, float], None] | None = None  # (key, priority, seconds waited)
 
     def __len__(self) -> int:
         """Number of keys waiting to be processed now (the queue-length metric)."""
-        return len(self._ready)
+        return len(self._queued)
+
+    def depth(self, priority: Priority) -> int:
+        return sum(1 for p in self._queued.values() if p is priority)
 
     @property
     def is_shut_down(self) -> bool:
@@ -97,35 +121,46 @@ class WorkQueue(Generic[K]):
         """Whether a worker holds `key` right now."""
         return key in self._processing
 
-    def add(self, key: K) -> None:
-        """Queue `key` now; deduplicated, and deferred while it is being processed."""
+    def add(self, key: K, priority: Priority = Priority.CHANGE) -> None:
+        """Queue `key` now; deduplicated (the higher priority wins), and deferred while it is processed."""
         if self._shut_down:
             return
         self._cancel_timer(key)
-        if key in self._dirty:
+        held = self._dirty.get(key)
+        if held is not None and held <= priority:
             return
-        self._dirty.add(key)
+        self._dirty[key] = priority
         if key not in self._processing:
-            self._push(key)
+            self._push(key, priority)
 
     def nudge(self, key: K) -> None:
-        """Queue `key` now unless it waits on a failure backoff (then its timer brings it back)."""
+        """Queue `key` in the background unless it waits on a failure backoff (then its timer brings it back)."""
         if key in self._backing_off:
             return
-        self.add(key)
+        self.add(key, Priority.BACKGROUND)
+
+    def nudge_after(self, key: K, delay_seconds: float) -> None:
+        """`nudge` later (background work spread over an interval); a backoff or an earlier timer wins."""
+        if key in self._backing_off:
+            return
+        self.add_after(key, delay_seconds, priority=Priority.BACKGROUND)
 
     def is_backing_off(self, key: K) -> bool:
         return key in self._backing_off
 
-    def add_after(self, key: K, delay_seconds: float, *, backoff: bool = False) -> None:
+    def add_after(self, key: K, delay_seconds: float, *, backoff: bool = False,
+                  priority: Priority | None = None) -> None:
         """Queue `key` after `delay_seconds`, unless it is due earlier anyway.
 
-        `backoff`: the delay is a failure backoff, which `nudge` respects.
+        `backoff`: the delay is a failure backoff, which `nudge` respects (a
+        retry comes back as a change); otherwise it comes back in the background.
         """
         if self._shut_down:
             return
+        if priority is None:
+            priority = Priority.CHANGE if backoff else Priority.BACKGROUND
         if delay_seconds <= 0:
-            self.add(key)
+            self.add(key, priority)
             return
         if key in self._dirty:
             return  # due now, or right after its current processing
@@ -133,12 +168,12 @@ class WorkQueue(Generic[K]):
         when = loop.time() + delay_seconds
         pending = self._timers.get(key)
         if pending is not None:
-            if pending.when() <= when:
+            if pending[0].when() <= when:
                 if backoff:
                     self._backing_off.add(key)
                 return
-            pending.cancel()
-        self._timers[key] = loop.call_at(when, self._fire, key)
+            pending[0].cancel()
+        self._timers[key] = (loop.call_at(when, self._fire, key), priority)
         if backoff:
             self._backing_off.add(key)
         else:
@@ -150,6 +185,21 @@ class WorkQueue(Generic[K]):
         self.add_after(key, delay, backoff=True)
         return delay
 
+    def _installs_running(self) -> int:
+        return sum(1 for p in self._processing.values() if p is Priority.INSTALL)
+
+    def _next(self) -> tuple[K, Priority] | None:
+        for priority in Priority:
+            if (priority is Priority.INSTALL and self._max_installs is not None
+                    and self._installs_running() >= self._max_installs):
+                continue  # leave the other workers to changes and background work
+            ready = self._ready[priority]
+            while ready:
+                key = ready.popleft()
+                if self._queued.get(key) is priority:  # else a stale entry: it moved up
+                    return key, priority
+        return None
+
     async def get(self) -> K:
         """Wait for a key and hand it out; the caller must call `done(key)` after.
 
@@ -158,20 +208,27 @@ class WorkQueue(Generic[K]):
         while True:
             if self._shut_down:
                 raise QueueShutDown()
-            if self._ready:
+            picked = self._next()
+            if picked is not None:
                 break
             self._wakeup.clear()
             await self._wakeup.wait()
-        key = self._ready.popleft()
-        self._dirty.discard(key)
-        self._processing.add(key)
+        key, priority = picked
+        del self._queued[key]
+        self._dirty.pop(key, None)
+        self._processing[key] = priority
+        waited = asyncio.get_running_loop().time() - self._added_at.pop(key, 0.0)
+        if self.on_get is not None:
+            self.on_get(key, priority, waited)
         return key
 
     def done(self, key: K) -> None:
         """Mark `key` processed; queue it again if it was added meanwhile."""
-        self._processing.discard(key)
-        if key in self._dirty and not self._shut_down:
-            self._push(key)
+        self._processing.pop(key, None)
+        again = self._dirty.get(key)
+        if again is not None and not self._shut_down:
+            self._push(key, again)
+        self._wakeup.set()  # an install slot may be free
 
     def shutdown(self) -> None:
         """Stop handing out keys: waiting and future `get` calls raise `QueueShutDown`.
@@ -179,11 +236,13 @@ class WorkQueue(Generic[K]):
         Workers busy with a key finish it; keys waiting or scheduled are dropped.
         """
         self._shut_down = True
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
         self._timers.clear()
         self._backing_off.clear()
-        self._ready.clear()
+        for ready in self._ready.values():
+            ready.clear()
+        self._queued.clear()
         self._dirty.clear()
         self._wakeup.set()
 
@@ -201,20 +260,26 @@ class WorkQueue(Generic[K]):
         """Reset the failure count of `key` (call after a success)."""
         self._failures.pop(key, None)
 
-    def _push(self, key: K) -> None:
-        self._ready.append(key)
+    def _push(self, key: K, priority: Priority) -> None:
+        held = self._queued.get(key)
+        if held is not None and held <= priority:
+            return
+        if held is None:
+            self._added_at[key] = asyncio.get_running_loop().time()
+        self._queued[key] = priority
+        self._ready[priority].append(key)
         self._wakeup.set()
 
     def _fire(self, key: K) -> None:
-        self._timers.pop(key, None)
+        _, priority = self._timers.pop(key)
         self._backing_off.discard(key)
-        self.add(key)
+        self.add(key, priority)
 
     def _cancel_timer(self, key: K) -> None:
         self._backing_off.discard(key)
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        pending = self._timers.pop(key, None)
+        if pending is not None:
+            pending[0].cancel()
 
 
 async def run_workers(

@@ -406,3 +406,57 @@ async def wait_until(condition, timeout: float = TIMEOUT) -> None:  # type: igno
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.002)
+
+
+# ---- priorities -----------------------------------------------------------------
+
+from helm_operator.runtime.queueing import Priority  # noqa: E402
+
+
+async def test_a_change_is_handed_out_before_background_work_queued_earlier() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for i in range(3):
+        q.nudge(f"bg{i}")
+    q.add("install", Priority.INSTALL)
+    q.add("change")
+    assert [await q.get() for _ in range(5)] == ["change", "install", "bg0", "bg1", "bg2"]
+
+
+async def test_a_key_queued_in_the_background_moves_up_when_it_changes() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.nudge("a")
+    q.nudge("b")
+    q.add("b")
+    assert len(q) == 2
+    assert [await q.get(), await q.get()] == ["b", "a"]
+
+
+async def test_installs_never_take_every_worker() -> None:
+    q: WorkQueue[str] = WorkQueue(max_installs=1)
+    q.add("i1", Priority.INSTALL)
+    q.add("i2", Priority.INSTALL)
+    assert await q.get() == "i1"
+    # i2 waits while i1 runs, but background work is still handed out
+    q.nudge("bg")
+    assert await q.get() == "bg"
+    waiting = asyncio.ensure_future(q.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    q.done("i1")
+    assert await asyncio.wait_for(waiting, 1) == "i2"
+
+
+async def test_nudge_after_respects_a_failure_backoff() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("k", 30, backoff=True)
+    q.nudge_after("k", 0.01)
+    await asyncio.sleep(0.05)
+    assert len(q) == 0 and q.is_backing_off("k")
+
+
+async def test_a_retry_after_its_backoff_comes_back_as_a_change() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.nudge("bg")
+    q.add_after("retry", 0.01, backoff=True)
+    await asyncio.sleep(0.05)
+    assert await q.get() == "retry"
