@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--kubeconfig", type=Path, default=os.environ.get("KUBECONFIG") or None,
                    help="kubeconfig file (default: $KUBECONFIG, else in-cluster)")
     p.add_argument("--allow-namespace", default=None, help="only watch HelmReleases in this namespace")
+    p.add_argument("--watch-label-selector", default=None, metavar="SELECTOR",
+                   help="sharding: only HelmReleases whose labels match this Kubernetes label selector, e.g. "
+                        "sharding.fluxcd.io/key=shard1, or !sharding.fluxcd.io/key for the unsharded rest")
     p.add_argument("--workers", type=int, default=4, help="releases reconciled in parallel (default 4)")
     p.add_argument("--charts-sync-interval", type=parse_duration, default=parse_duration("3m"),
                    help="periodic resync of every HelmRelease (default 3m)")
@@ -146,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         automation=automation, drift_interval=args.drift_detection_interval, lockdown=lockdown,
         webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
-        shutdown_grace_period=args.shutdown_grace_period,
+        shutdown_grace_period=args.shutdown_grace_period, watch_label_selector=args.watch_label_selector,
         yaml_limits=yaml_limits_from_args(args),
     )
     asyncio.run(Operator(settings).run())

@@ -265,6 +265,41 @@ def collection_path(group: str, version: str, plural: str, namespace: str | None
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
 
+def shard_label_keys(selector: str | None) -> tuple[str, ...]:
+    """The label keys a sharding selector tests (`sharding.fluxcd.io/key=shard1`,
+    `!sharding.fluxcd.io/key`, `k in (a,b)`): the labels each release revision
+    carries, so a shard can select its releases' storage the same way."""
+    if not selector:
+        return ()
+    keys = []
+    for term in _split_selector(selector):
+        term = term.strip().lstrip("!").strip()
+        for sep in ("!=", "==", "=", " notin ", " in "):
+            if sep in term:
+                term = term.split(sep, 1)[0]
+                break
+        if term and term not in keys:
+            keys.append(term.strip())
+    return tuple(keys)
+
+
+def _split_selector(selector: str) -> list[str]:
+    """Split at commas outside parentheses (`k in (a,b),x=y`)."""
+    terms, depth, current = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += ch
+    terms.append(current)
+    return [t for t in terms if t.strip()]
+
+
 def wait_synced(watchers: list[ResourceWatcher], timeout: float = 60.0) -> bool:
     """Block (in a thread) until every watcher delivered its first list."""
     deadline = time.monotonic() + timeout

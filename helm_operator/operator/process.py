@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.api.controls import DriftMode
@@ -25,7 +26,7 @@ from helm_operator.helm import Helm
 from helm_operator.kube import Kube
 from helm_operator.kube.client import LeaseStore
 from helm_operator.kube.apply import ClusterApi
-from helm_operator.kube.watch import ResourceWatcher, collection_path, wait_synced
+from helm_operator.kube.watch import ResourceWatcher, collection_path, shard_label_keys, wait_synced
 from helm_operator.operator.watching import HelmReleaseEvents, SecretEvents, ValuesSourceEvents, release_changed
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
@@ -65,6 +66,7 @@ class OperatorSettings:
     watch_timeout: int = 300  # seconds a watch request lasts before it is renewed
     default_drift_mode: str = "warn"  # for HelmReleases without spec.driftDetection.mode
     shutdown_grace_period: float = 25.0  # in-flight helm calls may finish this long after SIGTERM
+    watch_label_selector: str | None = None  # sharding: only HelmReleases matching it
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
@@ -106,7 +108,8 @@ class Operator:
                                      self.metrics, self.store, self.storage, self.versions,
                                      settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
-                                     lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents)
+                                     lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents,
+                                     shard_labels=shard_label_keys(settings.watch_label_selector))
         self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
                                webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self._changed, self._seen_at_start,
@@ -116,6 +119,10 @@ class Operator:
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()  # a second SIGTERM, or the grace period's end
         self.automator: Automator | None = None
+
+    async def _helmreleases(self) -> list[dict[str, Any]]:
+        """The HelmReleases this process serves, from the watch cache (its shard only)."""
+        return [obj for key in self.store.keys() if (obj := self.store.get(key)) is not None]
 
     async def _credentials(self, auto: AutomationSettings) -> CredentialStore:
         """Registry credentials from a docker config file and dockerconfigjson Secrets."""
@@ -140,7 +147,7 @@ class Operator:
         writer = GitWriter(auto.git, self.settings.cache_dir / "automation" / "checkout")
         ns = self.settings.allow_namespace
         self.automator = Automator(
-            lambda: self.kube.list_helmreleases(ns), writer, registry, self.kube.emit_event,
+            self._helmreleases, writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
             default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
@@ -207,13 +214,20 @@ class Operator:
         refs = lambda: self.reconciler.references  # noqa: E731
         configmaps = ValuesSourceEvents("ConfigMap", self.versions, refs, self._changed)
         secrets = SecretEvents(self.storage, ValuesSourceEvents("Secret", self.versions, refs, self._changed))
+        shard = self.settings.watch_label_selector
+        # Only this shard's HelmReleases, and only its releases' storage (each revision
+        # carries its HelmRelease's shard label, see steps); values sources are any
+        # other Secret, metadata only.
+        storage_selector = "owner=helm" + (f",{shard}" if shard else "")
         self.watchers = [
             ResourceWatcher("helmreleases", api, collection_path(GROUP, VERSION, PLURAL, ns), self.hr_events,
-                            loop, timeout_seconds=timeout),
+                            loop, timeout_seconds=timeout, label_selector=shard),
             ResourceWatcher("configmaps", api, collection_path("", "v1", "configmaps", ns), configmaps, loop,
                             metadata_only=True, timeout_seconds=timeout),
             ResourceWatcher("secrets", api, collection_path("", "v1", "secrets", ns), secrets, loop,
-                            metadata_only=True, timeout_seconds=timeout),
+                            metadata_only=True, timeout_seconds=timeout, label_selector="owner!=helm"),
+            ResourceWatcher("releases", api, collection_path("", "v1", "secrets", ns), secrets, loop,
+                            metadata_only=True, timeout_seconds=timeout, label_selector=storage_selector),
         ]
         for w in self.watchers:
             w.start()

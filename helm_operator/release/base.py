@@ -70,7 +70,8 @@ class EngineBase:
                  drift: DriftDetector | None = None, drift_interval: float = 0.0,
                  default_drift_mode: DriftMode = DriftMode.WARN, cluster: ClusterApi | None = None,
                  lockdown: tenancy.TenancyPolicy | None = None,
-                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents,
+                 shard_labels: tuple[str, ...] = ()) -> None:
         self.kube = kube
         self.helm = helm
         self.charts = charts
@@ -85,6 +86,7 @@ class EngineBase:
         self.default_drift_mode = default_drift_mode
         self.lockdown = lockdown or tenancy.TenancyPolicy()
         self.yaml_limits = yaml_limits  # inline values and every valuesFrom source
+        self.shard_labels = shard_labels  # HelmRelease labels copied onto each revision (sharding)
         # any-kind access with one shared discovery (ownership checks, stamps, drift)
         self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
         # key -> fingerprint of the inputs when the release was last settled

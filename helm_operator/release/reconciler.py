@@ -108,9 +108,11 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         for _ in range(MAX_STEPS):
             facts = dataclasses.replace(await self._facts(hr, inputs.desired), manual=manual, force=force)
             decision = determine(hr, facts)
-            if decision.remediation and not fresh:
-                # Undo nothing on a cache a moment behind: read the API server first.
-                # (Install and upgrade need not: helm itself starts from what is there.)
+            if (decision.remediation or decision.action is Action.INSTALL) and not fresh:
+                # Undo nothing on a cache a moment behind: read the API server first. An
+                # install too: the release may exist outside this shard's storage watch
+                # (a HelmRelease handed over by another shard). An upgrade need not:
+                # helm itself starts from what is there.
                 await self._refresh(hr)
                 fresh = True
                 continue

@@ -70,8 +70,9 @@ class StepsMixin(EngineBase):
             Phase.INSTALLING if install else Phase.UPGRADING,
             f"running helm {verb} of {hr.release_name} ({hr.chart})",
             attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False)))
+        shard = {k: v for k in self.shard_labels if (v := hr.labels.get(k))}
         req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
-                            (newest.revision if newest else 0) + 1, install, self._as(hr))
+                            (newest.revision if newest else 0) + 1, install, self._as(hr), shard)
         try:
             result = await deploy(self.helm, self.metrics, req)
         except BaseException:

@@ -8,7 +8,7 @@ configuration each revision applied and whose it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class DeployRequest:
     next_revision: int         # the revision helm will make (newest + 1)
     install: bool
     impersonate: str | None = None  # the ServiceAccount helm acts as (tenancy)
+    labels: dict[str, str] = field(default_factory=dict)  # the HelmRelease's shard label(s), for the storage watch
 
 
 def options(req: DeployRequest) -> UpgradeOptions:
@@ -41,7 +42,7 @@ def options(req: DeployRequest) -> UpgradeOptions:
         description=describe_digest(req.desired),
         # The HelmRelease's own namespace exists; helm would apply it on every call.
         create_namespace=hr.target_namespace != hr.namespace,
-        labels={ATTEMPT_LABEL: attempt_label(req.next_revision, req.desired),
+        labels={**req.labels, ATTEMPT_LABEL: attempt_label(req.next_revision, req.desired),
                 OWNER_LABEL: owner_label(hr.namespace, hr.name)},
     )
 
