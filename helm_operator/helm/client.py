@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,10 +98,10 @@ def _stderr(e: pyhelm3.errors.Error) -> str:
 
 
 class _Command(Command):
-    """pyhelm3's command runner, minus the shell: helm runs in a process group of
-    its own, so cancelling a call (shutdown past its grace period) stops helm
-    itself and not only a `/bin/sh` in front of it, and an operator killed by
-    its terminal's SIGINT does not pass the signal to helm."""
+    """pyhelm3's command runner, minus the shell: helm is exec'd directly, so
+    cancelling a call (shutdown past its grace period) signals helm itself and
+    not only a `/bin/sh` in front of it. helm stays in the operator's process
+    group: when the operator's container dies, helm dies with it."""
 
     async def run(self, command: list[str], input: bytes | None = None) -> bytes:  # noqa: A002
         argv = [self._executable, *command]
@@ -119,16 +118,16 @@ class _Command(Command):
         log.debug("running helm %s", redact_text(" ".join(command)))  # values go on stdin, never here
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             stdout, stderr = await proc.communicate(input)
         except asyncio.CancelledError:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)  # helm and anything it started
+                proc.send_signal(signal.SIGTERM)  # helm records the interrupted revision as failed
                 await asyncio.wait_for(proc.wait(), 5)
             except (ProcessLookupError, TimeoutError):
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.kill()
                 except ProcessLookupError:
                     pass
             raise
