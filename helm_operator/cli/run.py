@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="sharding: only HelmReleases whose labels match this Kubernetes label selector, e.g. "
                         "sharding.fluxcd.io/key=shard1, or !sharding.fluxcd.io/key for the unsharded rest")
     p.add_argument("--workers", type=int, default=4, help="releases reconciled in parallel (default 4)")
+    p.add_argument("--max-parallel-installs", type=int, default=0, metavar="N",
+                   help="first installs run at once, at most (0 = --workers); set it below --workers when "
+                        "installs are slow (hooks, --wait) so upgrades never wait for a worker (default 0)")
     p.add_argument("--charts-sync-interval", type=parse_duration, default=parse_duration("3m"),
                    help="periodic resync of every HelmRelease (default 3m)")
     p.add_argument("--git-poll-interval", type=parse_duration, default=parse_duration("5m"),
@@ -150,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
         shutdown_grace_period=args.shutdown_grace_period, watch_label_selector=args.watch_label_selector,
+        max_parallel_installs=args.max_parallel_installs,
         yaml_limits=yaml_limits_from_args(args),
     )
     asyncio.run(Operator(settings).run())

@@ -67,6 +67,7 @@ class OperatorSettings:
     default_drift_mode: str = "warn"  # for HelmReleases without spec.driftDetection.mode
     shutdown_grace_period: float = 25.0  # in-flight helm calls may finish this long after SIGTERM
     watch_label_selector: str | None = None  # sharding: only HelmReleases matching it
+    max_parallel_installs: int = 0  # first installs at once; 0 = as many as workers
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
@@ -95,8 +96,10 @@ class Operator:
         self.kube = Kube.from_kubeconfig(settings.kubeconfig)
         self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig)
         self.metrics = Metrics()
-        # A first install may be slow (hooks, --wait): it never takes the last worker.
-        self.queue: WorkQueue[str] = WorkQueue(max_installs=max(1, settings.workers - 1))
+        # Changes go first; first installs (maybe slow: hooks, --wait) may be capped
+        # below --workers so some workers always stay free for changes.
+        installs = settings.max_parallel_installs or settings.workers
+        self.queue: WorkQueue[str] = WorkQueue(max_installs=min(installs, settings.workers))
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.store = HelmReleaseStore()
