@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helm_operator.automation.images import find_images, updates_for
+from helm_operator.automation.detect import find_images, updates_for
 from helm_operator.automation.yamledit import EditError, render_scalar, set_values
 
 CASES = Path(__file__).resolve().parents[1] / "testdata" / "yamledit"
@@ -297,11 +297,13 @@ def test_a_deeply_nested_file_is_refused_not_a_recursion_error() -> None:
 
 
 def test_locate_skips_a_hostile_file_and_finds_the_release_in_another(tmp_path: Path) -> None:
-    from helm_operator.automation.gitwrite import locate
+    from helm_operator.automation.releasefiles import ReleaseIndex
 
     (tmp_path / "a-bomb.yaml").write_text(HR_WITH_BOMB)
     (tmp_path / "b-deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
     good = tmp_path / "c-web.yaml"
     good.write_text(HR_WITH_BOMB.split("    l0:")[0].replace("name: web", "name: other"))
-    assert locate(tmp_path, [], "HelmRelease", "apps", "other") == good
-    assert locate(tmp_path, [], "HelmRelease", "apps", "web") is None
+    index = ReleaseIndex.scan(tmp_path, [])
+    found = index.get("apps", "other")
+    assert found is not None and found.path == good
+    assert index.get("apps", "web") is None
