@@ -2,8 +2,10 @@
 
 Each ``tests/testdata/yamledit/<case>/`` holds ``original.yaml``, an
 ``edit.json`` naming the object and either explicit ``updates`` or
-``images`` (container -> new tag, resolved through `images` as automation
-does), and ``expected.yaml`` or an expected ``error``.
+``images`` (container -> new tag, resolved through `detect` as automation
+does), and ``expected.yaml`` or an expected ``error``. ``pytest
+--update-golden`` rewrites the ``expected.yaml`` files (for a new case,
+create an empty one first).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 
 from helm_operator.automation.detect import find_images, updates_for
 from helm_operator.automation.yamledit import EditError, render_scalar, set_values
+from tests.conftest import Golden
 
 CASES = Path(__file__).resolve().parents[1] / "testdata" / "yamledit"
 GOLDEN = sorted(p.name for p in CASES.iterdir() if (p / "expected.yaml").exists())
@@ -46,9 +49,8 @@ def run_case(case: str) -> str:
 
 
 @pytest.mark.parametrize("case", GOLDEN)
-def test_golden_edit_matches_expected_bytes(case: str) -> None:
-    expected = (CASES / case / "expected.yaml").read_bytes()
-    assert run_case(case).encode("utf-8") == expected
+def test_golden_edit_matches_expected_bytes(case: str, golden: Golden) -> None:
+    golden.check(CASES / case / "expected.yaml", run_case(case).encode("utf-8"))
 
 
 @pytest.mark.parametrize("case", FAILING)
