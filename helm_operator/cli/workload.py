@@ -74,10 +74,10 @@ def add_workload_flag(p: argparse.ArgumentParser, required: bool = True) -> None
     p.add_argument("-w", "--workload", required=required, help="namespace:helmrelease/name")
 
 
-def add_default_namespace_flag(p: argparse.ArgumentParser, shown: bool = True) -> None:
+def add_default_namespace_flag(p: argparse.ArgumentParser, shown: bool = True,
+                               text: str = "namespace of HelmRelease documents in Git that name none") -> None:
     p.add_argument("--k8s-default-namespace", default="default",
-                   help="namespace of HelmRelease documents in Git that name none (default: default)"
-                   if shown else argparse.SUPPRESS)
+                   help=f"{text} (default: default)" if shown else argparse.SUPPRESS)
 
 
 def add_kubeconfig_flag(p: argparse.ArgumentParser, shown: bool = True) -> None:

@@ -183,7 +183,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = subparsers.add_parser("list-images", help="current images and the newest tags each filter allows")
     add_kubeconfig_flag(p)
-    add_default_namespace_flag(p)
+    add_default_namespace_flag(p, text="namespace of a --workload that names none")
     add_registry_flags(p)
     add_workload_flag(p, required=False)
     p.add_argument("-n", "--namespace", default=None, help="every workload of this namespace")

@@ -24,11 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster.localcluster import LocalCluster, free_port
 from tests.integration.conftest import ChartRepo, OperatorProcess, start_operator
 from tests.integration.helpers import eventually
-from tests.integration.hr import condition, events, new_namespace, status, wait_phase
+from tests.integration.hr import condition, events, hello_chart, helmrelease, new_namespace, status, wait_phase
 from tests.integration.images import Pusher
 from tests.integration.registry import Registry, start_registry
 
@@ -36,26 +37,13 @@ USER, PASSWORD, WRONG = "robot", "right-password-1", "wrong-password-2"
 SCAN_LINE = "image automation scan:"
 
 
-def release_yaml(ns: str, name: str, chart_url: str, image_repo: str, tag: str = "1.0.0") -> str:
-    return f"""\
-apiVersion: helm.fluxcd.io/v1
-kind: HelmRelease
-metadata:
-  name: {name}
-  namespace: {ns}
-  annotations:
-    fluxcd.io/automated: "true"
-    filter.fluxcd.io/chart-image: semver:~1.0
-spec:
-  chart:
-    repository: {chart_url}/
-    name: hello
-    version: 0.1.0
-  values:
-    image:
-      repository: {image_repo}
-      tag: "{tag}"
-"""
+def release_yaml(ns: str, name: str, chart_url: str, image_repo: str) -> str:
+    """An automated HelmRelease of the hello chart whose image (container chart-image) is at 1.0.0."""
+    doc = helmrelease(name, {"chart": hello_chart(chart_url), "values": {"image": {"repository": image_repo,
+                                                                                     "tag": "1.0.0"}}},
+                      {"fluxcd.io/automated": "true", "filter.fluxcd.io/chart-image": "semver:~1.0"})
+    doc["metadata"]["namespace"] = ns
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 @dataclass
