@@ -43,17 +43,17 @@ from typing import Any
 from helm_operator import boundedyaml
 from helm_operator.api.automation import CONDITION_IMAGE_AUTOMATION, AutomationPolicy, policy_of
 from helm_operator.api.conditions import get_condition
-from helm_operator.automation import yamledit
+from helm_operator.automation import reporting, yamledit
 from helm_operator.automation.detect import find_images
 from helm_operator.automation.gitwrite import Change, GitWriteError, GitWriter
 from helm_operator.automation.plan import (
     DateLookup, PassPlan, Release, commit_subject, date_current_tags, plan_document,
 )
-from helm_operator.automation.policy import InvalidFilter, TagFilter, TagInfo, needs_build_time_of, parse_filter
-from helm_operator.automation.policy import needs_timestamps
+from helm_operator.automation.policy import (
+    InvalidFilter, TagFilter, TagInfo, needs_build_time_of, needs_timestamps, parse_filter,
+)
 from helm_operator.automation.registry import InvalidResponse, NotFound, RegistryClient, RegistryError
 from helm_operator.automation.releasefiles import ReleaseIndex
-from helm_operator.automation import reporting
 from helm_operator.automation.reporting import Condition, Problem, ProblemBook, Stage
 
 log = logging.getLogger(__name__)

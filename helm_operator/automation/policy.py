@@ -67,10 +67,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from collections.abc import Sequence
 from typing import Any, Callable
 
 from helm_operator.automation.semver import semver_matcher, semver_rank

@@ -31,8 +31,9 @@ from helm_operator.automation import yamledit
 from helm_operator.automation.detect import ContainerImage, find_images, updates_for
 from helm_operator.automation.imageref import ImageRef, parse_image_ref, same_repository
 from helm_operator.automation.paths import PathSegments
-from helm_operator.automation.policy import InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of
-from helm_operator.automation.policy import parse_filter
+from helm_operator.automation.policy import (
+    InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of, parse_filter,
+)
 from helm_operator.automation.registry import RegistryClient, RegistryError
 from helm_operator.cli.errors import CommandError, runner
 from helm_operator.cli.gitchange import change_in_git, git_command, report
