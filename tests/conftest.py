@@ -4,6 +4,10 @@ The `cluster` fixture builds (once, cached) and starts the real local control
 plane for the whole session; integration tests use it. Its logs are kept in
 the session's temporary folder, and the terminal summary names them (with
 their last lines when a test failed) so a failed CI run shows what happened.
+
+The `golden` fixture compares output with a golden file byte for byte;
+`pytest --update-golden` rewrites the golden files with what the code
+produces now instead (review the change with `git diff tests/testdata`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,32 @@ from tests.cluster.localcluster import LocalCluster, ensure_binaries
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "helmrelease.yaml"
 _started: list[LocalCluster] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files (tests/testdata/**/expected.*) with the output the code "
+                          "gives now instead of comparing; review the result with git diff")
+
+
+class Golden:
+    """Byte-for-byte comparison with golden files, or their rewrite under --update-golden."""
+
+    def __init__(self, update: bool) -> None:
+        self.update = update
+
+    def check(self, expected_file: Path, actual: bytes) -> None:
+        if self.update:
+            if not expected_file.exists() or expected_file.read_bytes() != actual:
+                expected_file.write_bytes(actual)
+            return
+        assert actual == expected_file.read_bytes(), \
+            f"{expected_file} differs; if the new output is right, run pytest --update-golden and review git diff"
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Golden:
+    return Golden(bool(request.config.getoption("--update-golden")))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

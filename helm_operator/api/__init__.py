@@ -8,6 +8,9 @@ impure helper is `conditions.now_rfc3339`.
 
 Modules:
     constants    names of the resource, phases, condition types, reasons
+    automation   COMPAT section 2: automation annotation keys, the policy they
+                 express and the changes that set them; the ImageAutomation
+                 condition and event reasons
     helmrelease  `parse(obj) -> HelmRelease` with every default of COMPAT §1
     sources      chart source and valuesFrom entries (re-exported by helmrelease)
     _fields      typed field readers and `InvalidSpec` (internal)

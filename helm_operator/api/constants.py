@@ -2,7 +2,9 @@
 
 Every string a user, `kubectl` or a dashboard can see (the resource's names,
 phases, condition types, event reasons, annotation keys, fixed messages) is
-defined here once so that no other module spells it by hand. No logic here.
+defined here once so that no other module spells it by hand; image
+automation's (COMPAT section 2) live beside them in `api/automation.py`.
+No logic here.
 """
 
 from __future__ import annotations

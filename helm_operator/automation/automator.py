@@ -7,21 +7,26 @@ Two phases per pass:
    repository's tags once (`registry`), with the build times that glob and
    regexp filters order by: of the tags they allow, and of the current tags
    too, which a forced release may have put outside the filter;
-2. edit: on a fresh checkout of the Git branch, for every automated, unlocked
-   HelmRelease document, pick the newest allowed tag against the tag *in Git*
-   (`policy.choose`, so a release never moves back from what Git holds; a
+2. edit: on a fresh checkout of the Git branch, find every automated
+   HelmRelease document (`releasefiles`), decide its updates against the tag
+   *in Git* (`plan`, so a release never moves back from what Git holds; a
    current tag Git holds but the scan did not date, because the cluster has
    not caught up with Git yet, is dated here, through the same cache),
    rewrite only those scalars (`yamledit`), and commit once for the pass
    (`gitwrite`, which re-runs the edit on a new head after a lost push race).
 
 A pass runs every `interval`, and at once when a registry poll finds a tag it
-had not seen. Bad annotations or filters are reported as `ImageAutomationFailed`
-events on the HelmRelease and in the log; a release kept at its tag because
-that tag cannot be compared (gone from the registry, not a version, no build
-time) gets one `ImageAutomationHeld` Warning event per distinct problem. Neither
-stops the other releases. Scans and passes log their registry request
-counts at debug level.
+had not seen. Whatever keeps automation from working for a HelmRelease (a bad
+annotation or filter, a registry it cannot read, a tag it cannot compare, a
+file it cannot find or edit, a push that fails) is a `reporting.Problem` of
+that HelmRelease: after every scan and pass, `reporting` says which Warning
+events to emit (once per distinct problem) and what the `ImageAutomation`
+condition is, which goes to `note_status` (the operator writes it through
+the release engine's recorder). None of it stops the other releases. Scans
+and passes log their registry request counts at debug level.
+
+What this module does NOT do: write HelmRelease status itself, or decide
+tags (`policy`, `plan`).
 """
 
 from __future__ import annotations
@@ -29,80 +34,48 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from helm_operator import boundedyaml
-from helm_operator.automation import yamledit
-from helm_operator.automation.gitwrite import GitWriteError, GitWriter, locate
-from helm_operator.automation.images import find_images, read_policy, updates_for
+from helm_operator.api.automation import CONDITION_IMAGE_AUTOMATION, AutomationPolicy, policy_of
+from helm_operator.api.conditions import get_condition
+from helm_operator.automation import reporting, yamledit
+from helm_operator.automation.detect import find_images
+from helm_operator.automation.gitwrite import Change, GitWriteError, GitWriter
+from helm_operator.automation.plan import (
+    DateLookup, PassPlan, Release, commit_subject, date_current_tags, plan_document,
+)
 from helm_operator.automation.policy import (
-    InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of, needs_timestamps, parse_filter,
+    InvalidFilter, TagFilter, TagInfo, needs_build_time_of, needs_timestamps, parse_filter,
 )
 from helm_operator.automation.registry import InvalidResponse, NotFound, RegistryClient, RegistryError
+from helm_operator.automation.releasefiles import ReleaseIndex
+from helm_operator.automation.reporting import Condition, Problem, ProblemBook, Stage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FILTER = "glob:*"
-REASON_AUTOMATION_FAILED = "ImageAutomationFailed"
-REASON_AUTOMATION_HELD = "ImageAutomationHeld"
-
 EventSink = Callable[[dict[str, Any], str, str, str], Awaitable[None]]  # (object, type, reason, message)
-DateLookup = Callable[[str, str], "datetime | None"]  # (repository, tag) -> build time, from the edit thread
-
-
-@dataclass(frozen=True)
-class Release:
-    """One image update that a pass committed."""
-
-    key: str            # namespace/name of the HelmRelease
-    container: str
-    old: str
-    new: str
+StatusSink = Callable[[str, Condition | None], Awaitable[None]]  # (namespace/name, condition; None: remove)
 
 
 @dataclass
 class ScanResult:
-    """Tags per image repository, from one scan."""
+    """Tags per image repository, and what automation found per HelmRelease, from one scan."""
 
     tags: dict[str, list[TagInfo]] = field(default_factory=dict)
     new_tags_seen: bool = False
     automated: list[str] = field(default_factory=list)  # namespace/name of automated HelmReleases
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # namespace/name -> object, for events
+    policies: dict[str, AutomationPolicy] = field(default_factory=dict)  # of the automated ones
+    containers: dict[str, int] = field(default_factory=dict)  # automated containers per HelmRelease
+    conditioned: list[str] = field(default_factory=list)  # not automated, but with the condition set
+    problems: dict[str, list[Problem]] = field(default_factory=dict)
     tried: dict[str, set[str]] = field(default_factory=dict)  # repository -> tags the scan asked build times of
     requests: int = 0  # registry requests the scan made
-
-
-@dataclass
-class DocumentPlan:
-    """The updates for one HelmRelease document, and why containers are held at their tag."""
-
-    releases: list[Release] = field(default_factory=list)
-    writes: list[tuple[Any, str]] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PassPlan:
-    """What the last run of a pass's edit found (a lost push race runs it again)."""
-
-    releases: list[Release] = field(default_factory=list)
-    held: dict[tuple[str, str], None] = field(default_factory=dict)  # (namespace/name, message), in order
-
-
-def container_filter(filters: Mapping[str, str], container: str) -> str:
-    return filters.get(container, DEFAULT_FILTER)
-
-
-def commit_subject(releases: Sequence[Release]) -> tuple[str, str]:
-    """Flux v1's messages: `Auto-release <image>` or `Auto-release multiple (N) images`."""
-    images = sorted({r.new for r in releases})
-    if len(images) == 1:
-        return f"Auto-release {images[0]}", ""
-    return f"Auto-release multiple ({len(images)}) images", "\n".join(f" - {i}" for i in images)
 
 
 class Automator:
@@ -112,28 +85,21 @@ class Automator:
                  writer: GitWriter, registry: RegistryClient, emit_event: EventSink,
                  interval: float = 300.0, poll_interval: float = 300.0,
                  default_namespace: str = "default",
-                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents,
+                 note_status: StatusSink | None = None) -> None:
         self.list_helmreleases = list_helmreleases
         self.yaml_limits = yaml_limits
         self.writer = writer
         self.registry = registry
         self.emit_event = emit_event
+        self.note_status = note_status
         self.interval = interval
         self.poll_interval = poll_interval
         self.default_namespace = default_namespace
+        self.book = ProblemBook()
         self._known_tags: dict[str, set[str]] = {}
-        self._reported: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self.last_scan = ScanResult()
-
-    async def _report(self, obj: dict[str, Any], message: str) -> None:
-        meta = obj.get("metadata", {})
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        log.warning("%s: image automation: %s", key, message)
-        if (key, message) in self._reported:
-            return  # one event per distinct problem, not one per pass
-        self._reported.add((key, message))
-        await self.emit_event(obj, "Warning", REASON_AUTOMATION_FAILED, message)
 
     def _request_count(self) -> int:
         return sum(self.registry.requests.values())
@@ -143,28 +109,38 @@ class Automator:
         """List the tags of every automated container's repository, once per repository."""
         wanted: dict[str, dict[str, TagFilter]] = {}
         current: dict[str, set[str]] = {}
+        users: dict[str, set[str]] = {}  # repository -> HelmReleases using it
         result = ScanResult()
         for obj in await self.list_helmreleases():
             meta = obj.get("metadata") or {}
-            policy = read_policy(meta.get("annotations"))
+            policy = policy_of(obj)
             key = f"{meta.get('namespace')}/{meta.get('name')}"
-            if policy.automated:
-                # the lock is re-read from Git at edit time: it may be newer there
-                result.automated.append(key)
-                result.objects[key] = obj
-            if not policy.automated or policy.locked or policy.ignored:
+            if not policy.automated:
+                conditions = (obj.get("status") or {}).get("conditions")
+                if get_condition(conditions, CONDITION_IMAGE_AUTOMATION) is not None:
+                    result.conditioned.append(key)
                 continue
+            # the lock is re-read from Git at edit time: it may be newer there
+            result.automated.append(key)
+            result.objects[key], result.policies[key] = obj, policy
+            if not policy.acts:
+                continue
+            problems = result.problems.setdefault(key, [])
             found = find_images(obj)
-            for error in found.errors:
-                await self._report(obj, str(error))
+            problems += [Problem(reporting.INVALID_ANNOTATION, str(e)) for e in found.errors]
+            if not found.containers and not found.errors:
+                problems.append(Problem(reporting.NO_IMAGES, "no container images found in spec.values; name "
+                                        "them with repository.fluxcd.io/<container> (and tag.fluxcd.io/<container>)"))
             for c in found.containers:
-                raw = container_filter(policy.filters, c.name)
                 try:
-                    f = parse_filter(raw)
+                    f = parse_filter(policy.filter_for(c.name))
                 except InvalidFilter as e:
-                    await self._report(obj, f"container {c.name}: {e}; it matches nothing until fixed")
+                    problems.append(Problem(reporting.INVALID_FILTER,
+                                            f"container {c.name}: {e}; it matches nothing until fixed"))
                     continue
+                result.containers[key] = result.containers.get(key, 0) + 1
                 wanted.setdefault(c.repository, {})[str(f)] = f
+                users.setdefault(c.repository, set()).add(key)
                 if needs_build_time_of(f, c.tag) and not f.matches(c.tag):
                     current.setdefault(c.repository, set()).add(c.tag)
         before = self._request_count()
@@ -173,7 +149,9 @@ class Automator:
             try:
                 tags = await self.registry.scan(repository, *filters.values(), current=sorted(asked))
             except RegistryError as e:
-                log.warning("image automation: scanning %s failed: %s", repository, e)
+                log.debug("image automation: scanning %s failed: %s", repository, e)
+                for key in users[repository]:
+                    result.problems[key].append(reporting.registry_problem(e))
                 continue
             result.tags[repository] = tags
             timed = [f for f in filters.values() if needs_timestamps(f)]
@@ -187,107 +165,60 @@ class Automator:
         result.requests = self._request_count() - before
         log.debug("image automation scan: %d image repositories, %d registry requests",
                   len(result.tags), result.requests)
+        self.book.record(Stage.SCAN, result.problems)
+        await self._publish(result)
         self.last_scan = result
         return result
 
     # ---- phase 2 ----------------------------------------------------------
-    def _automated_containers(self, doc: dict[str, Any]) -> Iterable[tuple[Any, TagFilter]]:
-        """(container, parsed filter) of a document automation may change; bad filters skipped."""
-        policy = read_policy((doc.get("metadata") or {}).get("annotations"))
-        if not policy.automated or policy.locked or policy.ignored:
-            return
-        for c in find_images(doc).containers:
-            try:
-                yield c, parse_filter(container_filter(policy.filters, c.name))
-            except InvalidFilter:
-                continue  # reported by the scan
-
-    def plan_document(self, doc: dict[str, Any], tags: Mapping[str, list[TagInfo]]) -> DocumentPlan:
-        """Updates for one HelmRelease document as it is in Git. Pure."""
-        meta = doc.get("metadata") or {}
-        key = f"{meta.get('namespace') or self.default_namespace}/{meta.get('name')}"
-        plan = DocumentPlan()
-        for c, f in self._automated_containers(doc):
-            if c.repository not in tags:
-                continue  # not scanned (failed, or not in the cluster yet): decide nothing
-            choice = choose(f, tags[c.repository], c.tag or None)
-            if choice.held:
-                plan.held.append(f"container {c.name} ({c.repository}): {choice.held}")
-            elif choice.tag and choice.tag != c.tag:
-                plan.releases.append(Release(key, c.name, c.image_ref, str(c.ref.with_tag(choice.tag))))
-                plan.writes.extend(updates_for(c, choice.tag))
-        return plan
-
-    def date_current_tags(self, doc: dict[str, Any], scan: ScanResult, tags: dict[str, list[TagInfo]],
-                          date: DateLookup) -> dict[str, list[TagInfo]]:
-        """`tags` plus the build times of this document's current tags that the scan did not date.
-
-        Git can be ahead of the cluster the scan read (a forced release not
-        synced yet): such a current tag, listed by the registry and needed by
-        a build-time filter, is dated here. Raises RegistryError when the
-        registry cannot answer now.
-        """
-        for c, f in self._automated_containers(doc):
-            listed = tags.get(c.repository)
-            if (listed is None or not needs_build_time_of(f, c.tag)
-                    or c.tag in scan.tried.get(c.repository, ())):
-                continue  # the scan dated it already (or tried to)
-            info = next((t for t in listed if t.tag == c.tag), None)
-            if info is None or info.created is not None:
-                continue
-            created = date(c.repository, c.tag)
-            tags[c.repository] = [TagInfo(t.tag, created) if t.tag == c.tag else t for t in listed]
-        return tags
-
-    def edit_checkout(self, root: Path, scan: ScanResult, plan: PassPlan,
-                      date: DateLookup | None = None) -> list[str]:
-        """Rewrite the automated HelmReleases' files under `root`; returns changed paths."""
+    def edit_checkout(self, root: Path, scan: ScanResult, date: DateLookup | None = None) -> Change[PassPlan]:
+        """Rewrite the automated HelmReleases' files under `root`: the paths changed and the pass's plan."""
+        plan = PassPlan()
         changed: list[str] = []
-        plan.releases.clear()
-        plan.held.clear()
         tags = dict(scan.tags)
+        index = ReleaseIndex.scan(root, self.writer.target.paths, self.default_namespace, self.yaml_limits)
         for key in scan.automated:
             ns, _, name = key.partition("/")
-            file = locate(root, self.writer.target.paths, "HelmRelease", ns, name, self.default_namespace,
-                          self.yaml_limits)
-            if file is None:
-                continue
-            text = file.read_text()
-            try:
-                docs = boundedyaml.load_all(text, str(file.relative_to(root)), self.yaml_limits)
-            except boundedyaml.YamlError as e:  # changed since locate read it
-                log.warning("%s: image automation cannot read %s", key, e)
-                continue
-            doc = next((d for d in docs if isinstance(d, dict)
-                        and d.get("kind") == "HelmRelease" and (d.get("metadata") or {}).get("name") == name
-                        and ((d.get("metadata") or {}).get("namespace") or self.default_namespace) == ns), None)
-            if doc is None:
+            found = index.get(ns, name)
+            if found is None:
+                if scan.policies[key].acts:
+                    plan.add_problem(key, Problem(reporting.NOT_IN_GIT, self._not_in_git(key)))
                 continue
             if date is not None:
                 try:
-                    tags = self.date_current_tags(doc, scan, tags, date)
+                    tags = date_current_tags(found.document, scan.tried, tags, date)
                 except RegistryError as e:
-                    log.warning("%s: image automation skipped this pass: cannot read the build time of "
-                                "its current image: %s", key, e)
+                    plan.add_problem(key, reporting.registry_problem(e))
+                    log.debug("%s: image automation skipped this pass: cannot read the build time of "
+                              "its current image: %s", key, e)
                     continue
-            found = self.plan_document(doc, tags)
-            plan.held.update(((key, message), None) for message in found.held)
-            if not found.writes:
+            document = plan_document(key, found.document, tags)
+            for problem in document.held:
+                plan.add_problem(key, problem)
+            if not document.writes:
                 continue
+            text = found.read_text()
             try:
-                new_text = yamledit.set_values(text, "HelmRelease", ns, name, found.writes,
+                new_text = yamledit.set_values(text, "HelmRelease", ns, name, document.writes,
                                                default_namespace=self.default_namespace,
                                                limits=self.yaml_limits)
             except yamledit.EditError as e:
-                log.warning("%s: image automation cannot edit %s: %s", key, file.relative_to(root), e)
+                plan.add_problem(key, Problem(reporting.EDIT_FAILED, f"cannot edit {found.rel} safely: {e}; "
+                                                                     "edit the file by hand"))
                 continue
             if new_text != text:
-                file.write_text(new_text)
-                rel = str(file.relative_to(root))
-                if rel not in changed:
-                    changed.append(rel)
-                plan.releases.extend(found.releases)
-        return changed
+                found.write_text(new_text)
+                if found.rel not in changed:
+                    changed.append(found.rel)
+                plan.releases.extend(document.releases)
+        subject, body = commit_subject(plan.releases)
+        return Change(changed, subject, body, plan)
+
+    def _not_in_git(self, key: str) -> str:
+        target = self.writer.target
+        paths = f", paths {', '.join(target.paths)}" if target.paths else ""
+        return (f"no HelmRelease {key} in {self.writer.shown} (branch {target.branch}{paths}), or its file "
+                "cannot be read; automation edits it there")
 
     def _date_in_loop(self, loop: asyncio.AbstractEventLoop) -> DateLookup:
         """A build-time lookup the edit thread can call; it runs on the loop, through the cache."""
@@ -305,40 +236,46 @@ class Automator:
                 return None
         return date
 
-    async def _report_held(self, scan: ScanResult, plan: PassPlan) -> None:
-        """One Warning event per distinct (release, problem), as for ImageAutomationFailed."""
-        for key, message in plan.held:
-            if (key, message) in self._reported:
-                continue  # the pass's debug line still counts it
-            self._reported.add((key, message))
-            log.warning("%s: image automation keeps the current tag: %s", key, message)
-            await self.emit_event(scan.objects[key], "Warning", REASON_AUTOMATION_HELD, message)
-
     async def run_pass(self, scan: ScanResult | None = None) -> list[Release]:
         """One automation pass: commit every due update in one commit."""
         scan = scan or await self.scan()
         if not scan.automated or not scan.tags:
             return []
-        plan = PassPlan()
         date = functools.cache(self._date_in_loop(asyncio.get_running_loop()))  # once a pass, races included
-
-        def edit(root: Path) -> list[str]:
-            return self.edit_checkout(root, scan, plan, date)
-
         before = self._request_count()
         commit: str | None = None
         try:
-            commit = await self.writer.change(edit, lambda: commit_subject(plan.releases))
+            written = await self.writer.change(lambda root: self.edit_checkout(root, scan, date))
+            commit, plan = written.commit, written.change.detail or PassPlan()
         except GitWriteError as e:
             log.error("image automation: %s", e)
-        await self._report_held(scan, plan)   # held is decided before the push, whatever became of it
+            plan = PassPlan()
+            for key, policy in scan.policies.items():
+                if policy.acts:
+                    plan.add_problem(key, Problem(reporting.GIT_WRITE_FAILED, f"cannot commit image updates: {e}"))
+        self.book.record(Stage.PASS, plan.problems)   # held is decided before the push, whatever became of it
+        await self._publish(scan)
+        held = sum(p.reason == reporting.TAG_HELD for found in plan.problems.values() for p in found)
         log.debug("image automation pass: %d update(s) committed, %d container(s) held, "
                   "%d registry requests for current tags", len(plan.releases) if commit else 0,
-                  len(plan.held), self._request_count() - before)
+                  held, self._request_count() - before)
         if commit:
             for r in plan.releases:
                 log.info("%s: released %s (was %s) in %s", r.key, r.new, r.old, commit[:12])
         return plan.releases if commit else []
+
+    async def _publish(self, scan: ScanResult) -> None:
+        """Emit the events of new problems and hand each HelmRelease's condition to `note_status`."""
+        for notice in self.book.report(scan.policies, scan.containers, scan.conditioned):
+            for event_type, reason, message in notice.events:
+                log.log(logging.WARNING if event_type == "Warning" else logging.INFO,
+                        "%s: image automation: %s", notice.key, message)
+                await self.emit_event(scan.objects[notice.key], event_type, reason, message)
+            if self.note_status is not None:
+                try:
+                    await self.note_status(notice.key, notice.condition)
+                except Exception:  # noqa: BLE001 - a status write must not stop automation
+                    log.exception("%s: could not record the image automation condition", notice.key)
 
     # ---- loop ---------------------------------------------------------------
     def trigger(self) -> None:
@@ -363,4 +300,3 @@ class Automator:
             await asyncio.wait({waiter, stopper}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             stopper.cancel()
-

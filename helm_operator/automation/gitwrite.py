@@ -12,8 +12,14 @@ retries of transient network failures, credentials written into the URL
 taken out of it and handed to git through the environment only (never the
 checkout's config, argv or a message), and the user's own git configuration
 (credential helpers, ssh config) left in force, since the CLI runs this for
-a person. Finding the HelmRelease file is `locate`; the edits themselves are
-pure functions elsewhere (`yamledit`).
+a person.
+
+An edit is a function of the checkout directory that returns a `Change`:
+the paths it changed, the commit message, and any `detail` the caller wants
+back. `change` returns the `Change` of the attempt that counted (the last
+one, after lost races) with the commit, so no state leaks out of the edit.
+Finding the HelmRelease file is `releasefiles`; the edits themselves are
+pure functions elsewhere (`yamledit`, `annotations`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from tenacity import (
     AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential,
@@ -30,7 +37,6 @@ from tenacity import (
 )
 
 from helm_operator.gitrunner import DEFAULT_TIMEOUT, Credentials, GitError, GitRunner, PushRejected, Remote
-from helm_operator import boundedyaml
 from helm_operator.redaction import redact_text
 
 log = logging.getLogger(__name__)
@@ -70,8 +76,30 @@ class GitTarget:
         object.__setattr__(self, "credentials", remote.credentials)
 
 
-Edit = Callable[[Path], Sequence[str]]  # edits files under the checkout; returns the changed paths
-Message = Callable[[], tuple[str, str]]  # (subject, body), asked after the edit ran on the head
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Change(Generic[T]):
+    """What an edit did to a checkout: the paths to commit (none: nothing to commit),
+    the commit message, and whatever the caller needs back from the attempt."""
+
+    paths: Sequence[str] = ()
+    subject: str = ""
+    body: str = ""
+    detail: T | None = None
+
+
+@dataclass(frozen=True)
+class Written(Generic[T]):
+    """The outcome of `GitWriter.change`: the pushed commit (None: nothing changed)
+    and the `Change` the edit returned on the head it was pushed onto."""
+
+    commit: str | None
+    change: Change[T]
+
+
+Edit = Callable[[Path], Change[T]]  # edits files under the checkout, in a thread
 
 
 class GitWriter:
@@ -132,11 +160,11 @@ class GitWriter:
         _, out = await self._git("rev-parse", "HEAD")
         return out.strip()
 
-    async def change(self, edit: Edit, message: Message | str, body: str = "") -> str | None:
-        """Apply `edit`, commit and push. Returns the new commit, or None if nothing changed.
+    async def change(self, edit: Edit[T]) -> Written[T]:
+        """Apply `edit` to the branch head, commit and push what it changed.
 
-        `message` may be a callable: what the edit changed on the current head
-        decides the commit message, and a lost race re-runs the edit.
+        A lost push race re-runs the edit on the new head, so what the edit
+        returns there (paths, message, detail) is what counts.
         """
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(PushRejected), stop=stop_after_attempt(self.attempts),
@@ -144,58 +172,27 @@ class GitWriter:
             before_sleep=self._rejected, reraise=True)
         async with self._lock:
             try:
-                return await retrying(self._attempt, edit, message, body)
+                return await retrying(self._attempt, edit)
             except PushRejected:
                 raise GitWriteError(f"could not push to {self.shown} ({self.target.branch}) after "
                                     f"{self.attempts} attempts: the branch keeps moving") from None
 
-    async def _attempt(self, edit: Edit, message: Message | str, body: str) -> str | None:
+    async def _attempt(self, edit: Edit[T]) -> Written[T]:
         """One try on the current head; `PushRejected` when someone pushed first."""
         await self._checkout_head()
-        changed = await asyncio.to_thread(edit, self.dir)
-        if not changed:
-            return None
-        await self._git("add", "--", *changed)
+        change = await asyncio.to_thread(edit, self.dir)
+        if not change.paths:
+            return Written(None, change)
+        await self._git("add", "--", *change.paths)
         code, _ = await self._git("diff", "--cached", "--quiet", check=False)
         if code == 0:
-            return None
-        subject, text = message() if callable(message) else (message, body)
-        await self._git("commit", "--quiet", "-m", self.message(subject, text))
+            return Written(None, change)
+        await self._git("commit", "--quiet", "-m", self.message(change.subject, change.body))
         await self._git("push", "--quiet", "origin", f"HEAD:{self.target.branch}")
         commit = await self.head()
-        log.info("pushed %s to %s %s: %s", commit[:12], self.shown, self.target.branch, subject)
-        return commit
+        log.info("pushed %s to %s %s: %s", commit[:12], self.shown, self.target.branch, change.subject)
+        return Written(commit, change)
 
     def _rejected(self, state: RetryCallState) -> None:
         log.info("push to %s was rejected (someone pushed first); re-applying on the new head "
                  "(attempt %d of %d)", self.shown, state.attempt_number, self.attempts)
-
-
-def locate(root: Path, paths: Sequence[str], kind: str, namespace: str, name: str,
-           default_namespace: str = "default",
-           limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> Path | None:
-    """The YAML file under `paths` of `root` that defines this object, if any.
-
-    Files that fail to parse or exceed the YAML `limits` are skipped (the
-    syncer reports them); a document without a namespace counts as
-    `default_namespace`.
-    """
-    bases = [root / p for p in paths] if paths else [root]
-    for base in bases:
-        files = [base] if base.is_file() else sorted(base.rglob("*.y*ml"))
-        for file in files:
-            if ".git" in file.parts or file.suffix not in (".yaml", ".yml"):
-                continue
-            try:
-                if file.stat().st_size > limits.max_bytes:
-                    continue
-                docs = boundedyaml.load_all(file.read_bytes(), str(file.relative_to(root)), limits)
-            except (boundedyaml.YamlError, OSError):
-                continue
-            for doc in docs:
-                if not isinstance(doc, dict) or doc.get("kind") != kind:
-                    continue
-                meta = doc.get("metadata") or {}
-                if meta.get("name") == name and (meta.get("namespace") or default_namespace) == namespace:
-                    return file
-    return None

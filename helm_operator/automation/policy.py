@@ -24,7 +24,8 @@ Grammar (``<type>:<expr>``; no known prefix means ``glob``):
     tags that are not versions are ignored. Pre-release tags (``1.3.0-rc.1``)
     are allowed only when the constraint names a pre-release somewhere
     (``>=1.3.0-0``); then every pre-release inside the range is allowed.
-    Ordered by version precedence.
+    Ordered by version precedence. (The constraint grammar lives in
+    `semver`.)
 ``regexp:<re>`` / ``regex:<re>``
     Python regular expression, unanchored (``re.search``). Ordered by image
     build time.
@@ -65,14 +66,14 @@ Rules common to all types:
 from __future__ import annotations
 
 import enum
-import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
-import nodesemver
+from helm_operator.automation.semver import semver_matcher, semver_rank
 
 __all__ = [
     "Choice",
@@ -84,6 +85,8 @@ __all__ = [
     "needs_build_time_of",
     "needs_timestamps",
     "newest",
+    "newest_first",
+    "normalize_filter",
     "parse_filter",
 ]
 
@@ -170,6 +173,16 @@ def parse_filter(text: str) -> TagFilter:
     return TagFilter(kind, expression, builders[kind](text, expression))
 
 
+def normalize_filter(pattern: str) -> str:
+    """The filter as written to an annotation: ``glob:`` added when no type is given.
+
+    Raises `InvalidFilter` (a user-facing message) for a pattern that matches nothing.
+    """
+    text = pattern.strip()
+    parsed = parse_filter(text)
+    return text if ":" in text else f"{parsed.type.value}:{parsed.expression}"
+
+
 def _split_prefix(text: str) -> tuple[FilterType, str]:
     prefix, sep, rest = text.partition(":")
     if not sep:
@@ -198,101 +211,19 @@ def _numerical_matcher(text: str, pattern: str) -> Callable[[str], bool]:
     return lambda tag: regex.fullmatch(tag) is not None and _NUMBER.fullmatch(tag) is not None
 
 
+def _semver_matcher(text: str, expression: str) -> Callable[[str], bool]:
+    try:
+        return semver_matcher(expression)
+    except ValueError as e:
+        raise InvalidFilter(text, str(e)) from None
+
+
 def _regexp_matcher(text: str, expression: str) -> Callable[[str], bool]:
     try:
         regex = re.compile(expression)
     except re.error as e:
         raise InvalidFilter(text, f"bad regular expression: {e}") from None
     return lambda tag: regex.search(tag) is not None
-
-
-# ── semver ───────────────────────────────────────────────────────────────────
-
-# A tag that is a version: Masterminds' loose form (1, 1.2, 1.2.3, optional v).
-_VERSION_TAG = re.compile(
-    r"v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
-    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?")
-_PART = r"(?:0|[1-9]\d*|[xX*])"
-_COMPARATOR = re.compile(
-    rf"(?P<op>~>|~|\^|>=|<=|>|<|=|!=)?v?{_PART}(?:\.{_PART}){{0,2}}"
-    r"(?P<pre>-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z.-]+)?")
-_OP_SPACE = re.compile(r"(~>|~|\^|>=|<=|!=|>|<|=)\s+")
-
-
-@dataclass(frozen=True)
-class _Branch:
-    """One `||` alternative: an npm range plus the versions `!=` excludes."""
-
-    range: str
-    excluded: frozenset[str]
-
-
-@dataclass(frozen=True)
-class _Constraint:
-    branches: tuple[_Branch, ...]
-    prerelease: bool
-
-    def allows(self, version: str) -> bool:
-        return any(version not in b.excluded and nodesemver.satisfies(
-            version, b.range, loose=True, include_prerelease=self.prerelease) for b in self.branches)
-
-
-def parse_version(tag: str) -> str | None:
-    """The normalised ``MAJOR.MINOR.PATCH[-PRE]`` of a version tag, else None."""
-    m = _VERSION_TAG.fullmatch(tag)
-    if m is None:
-        return None
-    major, minor, patch, pre = m.groups()
-    return f"{major}.{minor or 0}.{patch or 0}" + (f"-{pre}" if pre else "")
-
-
-def _parse_constraint(text: str, expression: str) -> _Constraint:
-    branches: list[_Branch] = []
-    prerelease = False
-    for alternative in expression.split("||"):
-        words = _OP_SPACE.sub(r"\1", alternative.replace(",", " ")).split()
-        if not words:
-            raise InvalidFilter(text, "empty alternative in semver constraint")
-        kept, excluded = _check_comparators(text, words)
-        prerelease = prerelease or any("-" in w and w != "-" for w in words)
-        branches.append(_Branch(" ".join(kept) or "*", frozenset(excluded)))
-    for branch in branches:
-        try:
-            nodesemver.make_range(branch.range, loose=True)
-        except ValueError as e:
-            raise InvalidFilter(text, f"bad semver constraint: {e}") from None
-    return _Constraint(tuple(branches), prerelease)
-
-
-def _check_comparators(text: str, words: list[str]) -> tuple[list[str], list[str]]:
-    """Validate each comparator (node-semver silently drops junk) and split off `!=`."""
-    kept: list[str] = []
-    excluded: list[str] = []
-    for i, word in enumerate(words):
-        if word == "-" and 0 < i < len(words) - 1:   # hyphen range `1.0 - 2.0`
-            kept.append(word)
-            continue
-        m = _COMPARATOR.fullmatch(word)
-        if m is None:
-            raise InvalidFilter(text, f"bad semver constraint: {word!r} is not a comparison "
-                                      "such as '>=1.2', '~1.2', '^1.2' or '1.2.x'")
-        if m.group("op") == "!=":
-            version = parse_version(word[2:])
-            if version is None:
-                raise InvalidFilter(text, f"bad semver constraint: {word!r} needs a full version")
-            excluded.append(version)
-        else:
-            kept.append(word.replace("~>", "~", 1))
-    return kept, excluded
-
-
-def _semver_matcher(text: str, expression: str) -> Callable[[str], bool]:
-    constraint = _parse_constraint(text, expression)
-
-    def match(tag: str) -> bool:
-        version = parse_version(tag)
-        return version is not None and constraint.allows(version)
-    return match
 
 
 # ── ordering ─────────────────────────────────────────────────────────────────
@@ -328,38 +259,13 @@ def _rank_function(tag_filter: TagFilter, tags: list[TagInfo]) -> Callable[[str]
     current tag is compared under the same order.
     """
     if tag_filter.type is FilterType.SEMVER:
-        return _semver_rank
+        return semver_rank
     if tag_filter.type is FilterType.NUMERICAL:
         return lambda tag: Decimal(tag) if _NUMBER.fullmatch(tag) else None
     if tag_filter.type is FilterType.ALPHABETICAL:
         return lambda tag: tag
     created = {t.tag: t.created for t in tags if t.created is not None}
     return created.get
-
-
-@functools.total_ordering
-class _SemverKey:
-    """Version precedence as a sort key (build metadata ignored)."""
-
-    __slots__ = ("version",)
-
-    def __init__(self, version: str) -> None:
-        self.version = version
-
-    def __lt__(self, other: _SemverKey) -> bool:
-        return nodesemver.compare(self.version, other.version, loose=True) < 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SemverKey) and nodesemver.compare(
-            self.version, other.version, loose=True) == 0
-
-    def __hash__(self) -> int:
-        return hash(self.version)
-
-
-def _semver_rank(tag: str) -> _SemverKey | None:
-    version = parse_version(tag)
-    return _SemverKey(version) if version is not None else None
 
 
 @dataclass(frozen=True)
@@ -414,6 +320,19 @@ def choose(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = Non
 def newest(tag_filter: TagFilter, tags: list[TagInfo], current: str | None = None) -> str | None:
     """:func:`choose`'s tag: the newest allowed one not below ``current``, else None."""
     return choose(tag_filter, tags, current).tag
+
+
+def newest_first(tag_filter: TagFilter, tags: Sequence[TagInfo], limit: int) -> list[str]:
+    """Up to `limit` allowed tags, newest first under the filter's own order (for listings)."""
+    remaining = list(tags)
+    out: list[str] = []
+    while remaining and len(out) < limit:
+        best = newest(tag_filter, remaining)
+        if best is None:
+            break
+        out.append(best)
+        remaining = [t for t in remaining if t.tag != best]
+    return out
 
 
 def _why_unranked(tag_filter: TagFilter) -> str:

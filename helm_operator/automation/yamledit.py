@@ -1,7 +1,7 @@
 """Rewrite scalars of one object in a YAML file, in place, byte for byte elsewhere (pure).
 
-Place in the flow: registry scan ─▶ policy ─▶ images ─▶ **yamledit** ─▶ commit.
-`images.updates_for` says which scalars get which values; `set_values` finds
+Place in the flow: registry scan ─▶ policy ─▶ detect ─▶ **yamledit** ─▶ commit.
+`detect.updates_for` says which scalars get which values; `set_values` finds
 the object's document in the file (by kind, namespace and name) and splices
 each new scalar over the old one at the character offsets the YAML parser
 reports, so ``git diff`` shows only those values. Comments, quoting style,

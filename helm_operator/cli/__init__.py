@@ -1,5 +1,7 @@
 """The `helm-operator` command: one entry point, one module per group of
-subcommands (`cli/run.py`, `cli/sync.py`, ...).
+subcommands (`cli/run.py`, `cli/sync.py`, `cli/workloads.py`, ...), and the
+plumbing those share (`errors`, `workload`, `output`, `gitchange`,
+`registryaccess`).
 
 The package is the top of the house: it parses arguments, builds each
 role's settings and hands over to the role (`operator`, `gitsync`,
@@ -22,7 +24,9 @@ from helm_operator import __version__
 COMMAND_MODULES = (
     "helm_operator.cli.run",             # run
     "helm_operator.cli.sync",            # sync, sync-status
-    "helm_operator.automation.command",  # list-workloads, list-images, release, automate, lock, policy, ...
+    "helm_operator.cli.workloads",       # list-workloads, list-images
+    "helm_operator.cli.imagerelease",    # release
+    "helm_operator.cli.imagepolicy",     # automate, deautomate, lock, unlock, policy
 )
 
 

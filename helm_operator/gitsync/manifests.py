@@ -30,13 +30,13 @@ from typing import Any
 import yaml
 
 from helm_operator import boundedyaml
+from helm_operator.api.automation import IGNORE_ANNOTATIONS
 from helm_operator.boundedyaml import Limits
 
 log = logging.getLogger(__name__)
 
 CLUSTER_SCOPE = "<cluster>"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-IGNORE_ANNOTATIONS = ("fluxcd.io/ignore", "flux.weave.works/ignore")
 
 # A line holding only a document separator (optionally followed by a comment
 # or content, which YAML allows after `---`).

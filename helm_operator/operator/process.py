@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helm_operator.api.automation import CONDITION_IMAGE_AUTOMATION
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.api.controls import DriftMode
 from helm_operator.api.helmrelease import InvalidSpec, parse_ref
 from helm_operator.automation.automator import Automator
+from helm_operator.automation.reporting import Condition
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.registry import CredentialStore, RegistryClient
 from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
@@ -32,7 +34,7 @@ from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
 from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, ObjectVersions, ReleaseStorage
 from helm_operator.release.reconciler import Reconciler
-from helm_operator.release.record import Recorder
+from helm_operator.release.record import Note, Recorder
 from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.metrics import Metrics
@@ -152,10 +154,19 @@ class Operator:
         self.automator = Automator(
             self._helmreleases, writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
-            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents)
+            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents,
+            note_status=self._note_automation)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
                  auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")
+
+    async def _note_automation(self, key: str, condition: Condition | None) -> None:
+        """The ImageAutomation condition, noted through the engine's recorder (the one status writer)."""
+        obj = self.store.get(key)
+        if obj is not None:
+            note = Note(conditions=((CONDITION_IMAGE_AUTOMATION, condition.status, condition.reason,
+                                     condition.message),)) if condition else Note(remove=(CONDITION_IMAGE_AUTOMATION,))
+            await self.reconciler.recorder.note(parse_ref(obj), obj, note)
 
     def _health(self) -> Health:
         dead = [w.name for w in self.watchers if not w.alive]

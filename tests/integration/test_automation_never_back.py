@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from helm_operator.automation.automator import REASON_AUTOMATION_HELD, Automator
+from helm_operator.api.automation import REASON_AUTOMATION_HELD
+from helm_operator.automation.automator import Automator
 from helm_operator.automation.gitwrite import GitTarget, GitWriter
 from helm_operator.automation.policy import needs_timestamps, parse_filter
 from helm_operator.automation.registry import MetadataCache, RegistryClient

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helm_operator.automation.gitwrite import GitTarget, GitWriteError, GitWriter
+from helm_operator.automation.gitwrite import Change, GitTarget, GitWriteError, GitWriter
 from helm_operator.chartsource import ChartFetchError, GitMirrors
 from helm_operator.gitsync.mirror import GitAuth, GitError, GitMirror, HttpsCredentials
 from tests.cluster.localcluster import LocalCluster
@@ -131,16 +131,16 @@ async def test_the_three_users_in_process_never_show_credentials(
     assert_never_shown(mirror.display_url, tokened.display_url)
 
     # automation: credentials in the URL, as --git-url carries them
-    def edit(root: Path) -> list[str]:
+    def edit(root: Path) -> Change[None]:
         (root / "touched.txt").write_text(f"{SECRET_ID}\n")
-        return ["touched.txt"]
+        return Change(["touched.txt"], "touch")
 
     bad = GitTarget(url=remotes.url("config.git", f"{USER}:{WRONG}"), branch="main")
     with pytest.raises(GitWriteError, match="https authentication failed") as refused_write:
-        await GitWriter(bad, tmp_path / "write-bad").change(edit, "never")
+        await GitWriter(bad, tmp_path / "write-bad").change(edit)
     errors.append(refused_write.value)
     good = GitTarget(url=remotes.url("config.git", f"{USER}:{PASSWORD}"), branch="main")
-    pushed = await GitWriter(good, tmp_path / "write").change(edit, "touch")
+    pushed = (await GitWriter(good, tmp_path / "write").change(edit)).commit
     assert pushed == remotes.head("config.git")
 
     assert_never_shown(caplog.text, *(r.getMessage() for r in caplog.records), *(str(e) for e in errors),

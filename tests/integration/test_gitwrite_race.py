@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helm_operator.automation.gitwrite import GitTarget, GitWriter
+from helm_operator.automation.gitwrite import Change, GitTarget, GitWriter
 
 CHANGES = 10
 FORCED_RACES = (0, 4, 8)   # changes both writers start from the same head, so one push must be rejected
@@ -41,16 +41,16 @@ def _writers(tmp_path: Path, remote: Path) -> tuple[GitWriter, GitWriter]:
     return writer("a"), writer("b")
 
 
-def _append(name: str, line: str, barrier: threading.Barrier | None = None):  # noqa: ANN202 - an Edit
+def _append(name: str, line: str, subject: str, barrier: threading.Barrier | None = None):  # noqa: ANN202 - an Edit
     first = [True]
 
-    def edit(root: Path) -> list[str]:
+    def edit(root: Path) -> Change[None]:
         if barrier is not None and first[0]:
             first[0] = False
             barrier.wait(timeout=30)   # both checkouts are at the same head now
         file = root / f"{name}.txt"
         file.write_text((file.read_text() if file.exists() else "") + line + "\n")
-        return [file.name]
+        return Change([file.name], subject)
     return edit
 
 
@@ -63,7 +63,8 @@ async def test_two_writers_racing_lose_no_commit_and_stay_linear(tmp_path: Path,
     async def run(writer: GitWriter, name: str) -> list[str | None]:
         commits = []
         for i in range(CHANGES):
-            commits.append(await writer.change(_append(name, f"{name}-{i}", barriers.get(i)), f"{name} change {i}"))
+            written = await writer.change(_append(name, f"{name}-{i}", f"{name} change {i}", barriers.get(i)))
+            commits.append(written.commit)
             await asyncio.sleep(0.02)
         return commits
 
@@ -89,23 +90,22 @@ async def test_the_same_edit_by_two_writers_is_one_commit(tmp_path: Path) -> Non
     remote = _remote(tmp_path)
     a, b = _writers(tmp_path, remote)
 
-    def same(root: Path) -> list[str]:
+    def same(root: Path) -> Change[None]:
         (root / "release.yaml").write_text("image: repo/app:1.0.1\n")
-        return ["release.yaml"]
+        return Change(["release.yaml"], "again")
 
     for round_ in range(3):   # both edit the same head; the loser's re-applied edit changes nothing
         barrier = threading.Barrier(2)
 
-        def edit(root: Path, n: int = round_, calls: list[int] = []) -> list[str]:  # noqa: B006
+        def edit(root: Path, n: int = round_, calls: list[int] = []) -> Change[None]:  # noqa: B006
             calls.append(1)
             if len(calls) <= 2:
                 barrier.wait(timeout=30)
             (root / "release.yaml").write_text(f"image: repo/app:1.0.{n}\n")
-            return ["release.yaml"]
-        commits = await asyncio.gather(a.change(edit, f"Release 1.0.{round_}"),
-                                       b.change(edit, f"Release 1.0.{round_}"))
+            return Change(["release.yaml"], f"Release 1.0.{n}")
+        commits = [w.commit for w in await asyncio.gather(a.change(edit), b.change(edit))]
         assert len([c for c in commits if c]) == 1, commits
     log = _git(remote, "log", "--format=%s", "main").splitlines()
     assert log == ["Release 1.0.2", "Release 1.0.1", "Release 1.0.0", "seed"]
-    assert await a.change(same, "again") is not None
-    assert await b.change(same, "again") is None
+    assert (await a.change(same)).commit is not None
+    assert (await b.change(same)).commit is None

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helm_operator.automation.images import (
-    CHART_IMAGE, ImageRef, PathError, Role, Shape, find_images, format_dot_path, parse_dot_path,
-    parse_image_ref, parse_path_list, read_policy, resolve_path, updates_for,
-)
+from helm_operator.api.automation import read_policy
+from helm_operator.automation.detect import CHART_IMAGE, Role, Shape, find_images, updates_for
+from helm_operator.automation.imageref import ImageRef, parse_image_ref
+from helm_operator.automation.paths import PathError, format_dot_path, parse_dot_path, parse_path_list, resolve_path
 
 
 def release(values: Any, annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -313,7 +313,7 @@ def test_an_image_without_a_tag_gets_one() -> None:
 def test_alias_wins_over_a_detected_image_at_the_same_paths() -> None:
     """`image.repository`/`image.tag` are detected as `chart-image`, but an alias
     naming those paths is the same image: only the alias (and its filter) counts."""
-    from helm_operator.automation.images import find_images
+    from helm_operator.automation.detect import find_images
 
     release = {
         "metadata": {"annotations": {"repository.fluxcd.io/app": "image.repository",

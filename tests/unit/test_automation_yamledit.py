@@ -2,8 +2,10 @@
 
 Each ``tests/testdata/yamledit/<case>/`` holds ``original.yaml``, an
 ``edit.json`` naming the object and either explicit ``updates`` or
-``images`` (container -> new tag, resolved through `images` as automation
-does), and ``expected.yaml`` or an expected ``error``.
+``images`` (container -> new tag, resolved through `detect` as automation
+does), and ``expected.yaml`` or an expected ``error``. ``pytest
+--update-golden`` rewrites the ``expected.yaml`` files (for a new case,
+create an empty one first).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helm_operator.automation.images import find_images, updates_for
+from helm_operator.automation.detect import find_images, updates_for
 from helm_operator.automation.yamledit import EditError, render_scalar, set_values
+from tests.conftest import Golden
 
 CASES = Path(__file__).resolve().parents[1] / "testdata" / "yamledit"
 GOLDEN = sorted(p.name for p in CASES.iterdir() if (p / "expected.yaml").exists())
@@ -46,9 +49,8 @@ def run_case(case: str) -> str:
 
 
 @pytest.mark.parametrize("case", GOLDEN)
-def test_golden_edit_matches_expected_bytes(case: str) -> None:
-    expected = (CASES / case / "expected.yaml").read_bytes()
-    assert run_case(case).encode("utf-8") == expected
+def test_golden_edit_matches_expected_bytes(case: str, golden: Golden) -> None:
+    golden.check(CASES / case / "expected.yaml", run_case(case).encode("utf-8"))
 
 
 @pytest.mark.parametrize("case", FAILING)
@@ -297,11 +299,13 @@ def test_a_deeply_nested_file_is_refused_not_a_recursion_error() -> None:
 
 
 def test_locate_skips_a_hostile_file_and_finds_the_release_in_another(tmp_path: Path) -> None:
-    from helm_operator.automation.gitwrite import locate
+    from helm_operator.automation.releasefiles import ReleaseIndex
 
     (tmp_path / "a-bomb.yaml").write_text(HR_WITH_BOMB)
     (tmp_path / "b-deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
     good = tmp_path / "c-web.yaml"
     good.write_text(HR_WITH_BOMB.split("    l0:")[0].replace("name: web", "name: other"))
-    assert locate(tmp_path, [], "HelmRelease", "apps", "other") == good
-    assert locate(tmp_path, [], "HelmRelease", "apps", "web") is None
+    index = ReleaseIndex.scan(tmp_path, [])
+    found = index.get("apps", "other")
+    assert found is not None and found.path == good
+    assert index.get("apps", "web") is None

@@ -148,7 +148,7 @@ def test_automated_release_names_a_valid_filter_and_existing_paths() -> None:
                     assert isinstance(node, dict) and key in node, f"{prefix}{name}: {dot_path} not in values"
                     node = node[key]
                 assert isinstance(node, str) and node
-    images = pytest.importorskip("helm_operator.automation.images")
+    images = pytest.importorskip("helm_operator.automation.detect")
     found = images.find_images(release)
     assert not found.errors, found.errors
     [web] = [c for c in found.containers if c.name in containers]

@@ -1,299 +1,42 @@
 """Which container images a HelmRelease uses and where they live in its values (pure).
 
-Place in the flow: registry scan ─▶ policy ─▶ **images** / yamledit ─▶ commit.
-Given a HelmRelease as parsed from Git (plain dicts), this module
+Place in the flow: registry scan ─▶ policy ─▶ **detect** / yamledit ─▶ commit.
+Given a HelmRelease as parsed from Git or read from the cluster (plain
+dicts), this module
 
-- reads the automation annotations (COMPAT 2): ``automated``, ``locked`` (with
-  ``locked_user`` / ``locked_msg``), ``ignore``, under ``fluxcd.io/`` and the
-  legacy ``flux.weave.works/``, and the raw tag filter per container;
 - finds the images: the well-known value shapes (top level: container
   ``chart-image``; one key deep: container named for the key) and the paths
   named by ``repository.fluxcd.io/<c>``, ``registry.fluxcd.io/<c>`` and
-  ``tag.fluxcd.io/<c>`` (an alias wins over a detected image of that name);
+  ``tag.fluxcd.io/<c>`` (`paths`; an alias wins over a detected image of that
+  name);
 - says, for a new tag, exactly which scalars to write (`updates_for`), keeping
   the shape it found: a whole ``repo:tag`` string is rewritten whole, a split
   shape gets only its tag scalar, and every comma-separated path gets the value.
 
 A broken annotation becomes an `ImageError` for that container; the other
 containers are still found. Image references are kept as written (no
-``docker.io/library/`` normalisation); `ImageRef` only splits them.
+``docker.io/library/`` normalisation); `imageref` only splits them.
 
-What this module does NOT do: no registry calls, no filter parsing or tag
-choice (`policy`), no YAML text (`yamledit`), no Git.
+What this module does NOT do: no registry calls, no reading of the policy
+annotations (`api.automation`), no filter parsing or tag choice (`policy`),
+no YAML text (`yamledit`), no Git.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-# --- annotation keys (COMPAT 2) -------------------------------------------
-
-POLICY_PREFIXES = ("fluxcd.io/", "flux.weave.works/")  # first one wins when both are set
-AUTOMATED = "automated"
-LOCKED = "locked"
-LOCKED_USER = "locked_user"
-LOCKED_MSG = "locked_msg"
-IGNORE = "ignore"
-FILTER_PREFIX = "filter.fluxcd.io/"  # filter.fluxcd.io/<c>
-TAG_POLICY = "tag."  # fluxcd.io/tag.<c> and flux.weave.works/tag.<c>
-REGISTRY_PREFIX = "registry.fluxcd.io/"
-REPOSITORY_PREFIX = "repository.fluxcd.io/"
-TAG_PREFIX = "tag.fluxcd.io/"
+from helm_operator.api.automation import REGISTRY_PREFIX, REPOSITORY_PREFIX, TAG_PREFIX
+from helm_operator.automation.imageref import ImageRef, check_tag, is_tag, parse_image_ref
+from helm_operator.automation.paths import (
+    PathError, PathSegments, format_dot_path, parse_path_list, resolve_path,
+)
 
 CHART_IMAGE = "chart-image"  # the container name of an image at the top of spec.values
 VALUES_PATH: tuple[str, ...] = ("spec", "values")
-
-Segment = str | int
-PathSegments = tuple[Segment, ...]
-
-
-# --- dot paths ------------------------------------------------------------
-
-
-class PathError(ValueError):
-    """A dot path that cannot be parsed, or that names nothing in the values."""
-
-
-def parse_dot_path(text: str) -> PathSegments:
-    """``a.b\\.c[0].d`` -> ``("a", "b.c", 0, "d")``.
-
-    A backslash makes the next character literal (``\\.`` for a dot in a key,
-    ``\\,`` for a comma, ``\\[`` for a bracket); ``[N]`` indexes a list. A plain
-    all-digit segment stays a string here and indexes a list only when the
-    values hold a list there (gjson's ``images.0.tag``, as Flux v1 read it).
-    """
-    segments: list[Segment] = []
-    key: list[str] = []
-    pending = False  # a key has started (possibly empty so far)
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 == len(text):
-                raise PathError(f"path {text!r} ends with a lone backslash")
-            key.append(text[i + 1])
-            pending = True
-            i += 2
-            continue
-        if ch == ".":
-            if not pending:
-                raise PathError(f"path {text!r} has an empty key")
-            if key:
-                segments.append("".join(key))
-            key, pending = [], False
-            i += 1
-            if i == len(text):
-                raise PathError(f"path {text!r} ends with a dot")
-            continue
-        if ch == "[":
-            close = text.find("]", i)
-            number = text[i + 1:close] if close != -1 else ""
-            if close == -1 or not number.isdigit():
-                raise PathError(f"path {text!r}: expected [N] with N a list index at column {i + 1}")
-            if key:
-                segments.append("".join(key))
-                key = []
-            segments.append(int(number))
-            pending = True  # `a[0].b` and `a[0]` are both fine, `a[0]b` is not
-            i = close + 1
-            if i < len(text) and text[i] not in ".[":
-                raise PathError(f"path {text!r}: expected '.' or '[' after ']' at column {i + 1}")
-            continue
-        if ch == "]":
-            raise PathError(f"path {text!r}: unmatched ']' at column {i + 1}")
-        key.append(ch)
-        pending = True
-        i += 1
-    if key:
-        segments.append("".join(key))
-    if not segments:
-        raise PathError("empty path")
-    return tuple(segments)
-
-
-def parse_path_list(text: str) -> list[PathSegments]:
-    """A comma-separated list of dot paths (ours: every one is written, the first is read)."""
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for ch in text:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            current.append(ch)
-            escaped = True
-        elif ch == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    stripped = [p.strip() for p in parts]
-    if any(not p for p in stripped):
-        raise PathError(f"path list {text!r} has an empty entry")
-    return [parse_dot_path(p) for p in stripped]
-
-
-def format_dot_path(segments: Sequence[Segment]) -> str:
-    """The inverse of `parse_dot_path`, for messages and logs."""
-    out = ""
-    for seg in segments:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-        else:
-            escaped = re.sub(r"([\\.\[\],])", r"\\\1", seg)
-            out += ("." if out else "") + escaped
-    return out
-
-
-def resolve_path(values: Any, segments: Sequence[Segment]) -> tuple[PathSegments, Any]:
-    """Follow a path through the values; returns the exact segments used and the value.
-
-    Digit-only string segments that met a list come back as ints, so the
-    writer (`yamledit`) addresses the same node the reader found.
-    """
-    node = values
-    used: list[Segment] = []
-    for seg in segments:
-        if isinstance(node, Mapping):
-            key = _mapping_key(node, seg)
-            if key is None:
-                raise PathError(f"{format_dot_path([*used, seg])} not found")
-            used.append(str(seg))
-            node = node[key]
-        elif isinstance(node, list):
-            index = seg if isinstance(seg, int) else int(seg) if seg.isdigit() else None
-            if index is None or index >= len(node):
-                raise PathError(f"{format_dot_path([*used, seg])} not found (a list of {len(node)} there)")
-            used.append(index)
-            node = node[index]
-        else:
-            raise PathError(f"{format_dot_path([*used, seg])} not found ({format_dot_path(used) or 'values'} is a scalar)")
-    return tuple(used), node
-
-
-def _mapping_key(node: Mapping[Any, Any], seg: Segment) -> Any:
-    """The key of `node` a segment names; YAML may have read `1` or `true` as non-strings."""
-    if isinstance(seg, int):
-        return None
-    if seg in node:
-        return seg
-    return next((k for k in node if not isinstance(k, str) and str(k) == seg), None)
-
-
-# --- image references -------------------------------------------------------
-
-_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"(?P<repository>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?",
-    re.ASCII,
-)
-_TAG_ONLY = re.compile(_TAG, re.ASCII)
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An image reference split as Docker does: ``[host[:port]/]path[:tag][@digest]``."""
-
-    repository: str  # everything before the tag, host included when written: "localhost:5000/team/app"
-    tag: str = ""  # "" when none is written
-    digest: str = ""  # "sha256:..." or ""
-
-    @property
-    def domain(self) -> str:
-        """The registry host as written, or "" (Docker Hub) when the first part is not a host."""
-        first, slash, _ = self.repository.partition("/")
-        if slash and ("." in first or ":" in first or first == "localhost"):
-            return first
-        return ""
-
-    @property
-    def path(self) -> str:
-        """The repository without its registry host."""
-        domain = self.domain
-        return self.repository[len(domain) + 1:] if domain else self.repository
-
-    def with_tag(self, tag: str) -> ImageRef:
-        """The same repository at another tag; a digest is dropped, it would pin the old image."""
-        return ImageRef(self.repository, tag, "")
-
-    def __str__(self) -> str:
-        return self.repository + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
-
-
-def parse_image_ref(text: str) -> ImageRef:
-    """Split a reference; `ValueError` when the text is not one (chart values hold all sorts)."""
-    match = _REFERENCE.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"{text!r} is not an image reference")
-    return ImageRef(match["repository"], match["tag"] or "", match["digest"] or "")
-
-
-def check_tag(tag: str) -> str:
-    """A tag as the registry API allows it; anything else would corrupt the values."""
-    if not isinstance(tag, str) or not _TAG_ONLY.fullmatch(tag):
-        raise ValueError(f"{tag!r} is not a valid image tag")
-    return tag
-
-
-# --- the automation policy ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AutomationPolicy:
-    """What a HelmRelease's annotations ask of automation; filters are raw strings."""
-
-    automated: bool = False
-    locked: bool = False
-    locked_user: str = ""
-    locked_msg: str = ""
-    ignored: bool = False  # fluxcd.io/ignore: "true" (sync_only does not stop automation)
-    filters: Mapping[str, str] = field(default_factory=dict)  # container -> "<type>:<expr>" as written
-
-
-def read_policy(annotations: Mapping[str, Any] | None) -> AutomationPolicy:
-    """Read the automation annotations; only the string "true" switches a flag on."""
-    ann = annotations or {}
-    return AutomationPolicy(
-        automated=_policy(ann, AUTOMATED) == "true",
-        locked=_policy(ann, LOCKED) == "true",
-        locked_user=_policy(ann, LOCKED_USER) or "",
-        locked_msg=_policy(ann, LOCKED_MSG) or "",
-        ignored=_policy(ann, IGNORE) == "true",
-        filters=_filters(ann),
-    )
-
-
-def _policy(ann: Mapping[str, Any], name: str) -> str | None:
-    """The value under the new prefix, else the legacy one; non-strings count as unset."""
-    for prefix in POLICY_PREFIXES:
-        value = ann.get(prefix + name)
-        if isinstance(value, str):
-            return value.strip()
-    return None
-
-
-def _filters(ann: Mapping[str, Any]) -> dict[str, str]:
-    """Container -> raw filter; ``filter.fluxcd.io/`` beats ``fluxcd.io/tag.`` beats legacy."""
-    found: dict[str, str] = {}
-    prefixes = (FILTER_PREFIX, *(p + TAG_POLICY for p in POLICY_PREFIXES))
-    for prefix in reversed(prefixes):  # later (stronger) prefixes overwrite
-        for key, value in ann.items():
-            if isinstance(key, str) and key.startswith(prefix) and len(key) > len(prefix) and isinstance(value, str):
-                found[key[len(prefix):]] = value.strip()
-    return found
-
-
-# --- containers -----------------------------------------------------------
 
 
 class Role(StrEnum):
@@ -509,7 +252,7 @@ def _mapped(name: str, annotated: Mapping[Role, tuple[str, str]], values: Mappin
     if not has_tag:  # the repository path holds "repo:tag": it is written whole
         read[Role.IMAGE] = [replace(p, role=Role.IMAGE) for p in read.pop(Role.REPOSITORY)]
     first = {role: ps[0].current for role, ps in read.items()}
-    if has_tag and first[Role.TAG] and not _TAG_ONLY.fullmatch(first[Role.TAG]):
+    if has_tag and first[Role.TAG] and not is_tag(first[Role.TAG]):
         raise _MappingError(annotated[Role.TAG][0], f"{first[Role.TAG]!r} is not a valid image tag")
     image = first.get(Role.REPOSITORY, first.get(Role.IMAGE, ""))
     try:
@@ -548,7 +291,7 @@ def _read_paths(role: Role, key: str, text: str, values: Mapping[str, Any]) -> l
     return located
 
 
-# --- writes ---------------------------------------------------------------
+# --- writes ------------------------------------------------------------------
 
 
 def updates_for(container: ContainerImage, new_tag: str) -> list[tuple[PathSegments, str]]:
