@@ -144,15 +144,27 @@ class Automator:
                 if needs_build_time_of(f, c.tag) and not f.matches(c.tag):
                     current.setdefault(c.repository, set()).add(c.tag)
         before = self._request_count()
-        for repository, filters in sorted(wanted.items()):
-            asked = current.get(repository, set())
+
+        async def scan_one(repository: str) -> list[TagInfo] | RegistryError:
             try:
-                tags = await self.registry.scan(repository, *filters.values(), current=sorted(asked))
+                return await self.registry.scan(repository, *wanted[repository].values(),
+                                                current=sorted(current.get(repository, set())))
             except RegistryError as e:
-                log.debug("image automation: scanning %s failed: %s", repository, e)
+                return e
+
+        # Each image once, whatever the number of releases using it; images at
+        # once (the client's per-registry rate limit and concurrency bound it).
+        repositories = sorted(wanted)
+        scanned = await asyncio.gather(*(scan_one(r) for r in repositories))
+        for repository, tags_or_error in zip(repositories, scanned):
+            filters = wanted[repository]
+            asked = current.get(repository, set())
+            if isinstance(tags_or_error, RegistryError):
+                log.debug("image automation: scanning %s failed: %s", repository, tags_or_error)
                 for key in users[repository]:
-                    result.problems[key].append(reporting.registry_problem(e))
+                    result.problems[key].append(reporting.registry_problem(tags_or_error))
                 continue
+            tags = tags_or_error
             result.tags[repository] = tags
             timed = [f for f in filters.values() if needs_timestamps(f)]
             result.tried[repository] = asked | {t.tag for t in tags if any(f.matches(t.tag) for f in timed)}
