@@ -22,6 +22,8 @@ from helm_operator import __version__
 COMMAND_MODULES = (
     "helm_operator.cli.run",             # run
     "helm_operator.cli.sync",            # sync, sync-status
+    "helm_operator.cli.release",         # reconcile, suspend, resume, get, history (hr)
+    "helm_operator.cli.diff",            # diff -f FILE
     "helm_operator.automation.command",  # list-workloads, list-images, release, automate, lock, policy, ...
 )
 

@@ -97,6 +97,10 @@ def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) 
     default = Path("~/.kube/config").expanduser()
     if kubeconfig is not None and not kubeconfig.is_file():
         raise KubeConfigError(f"kubeconfig {kubeconfig} not found: pass an existing file with --kubeconfig")
+    if kubeconfig is None and path is not None and not any(Path(p).expanduser().is_file()
+                                                         for p in str(path).split(os.pathsep) if p):
+        raise KubeConfigError(f"$KUBECONFIG names {path}, which does not exist: fix $KUBECONFIG or pass "
+                              "--kubeconfig")
     if path is None and not default.is_file():
         try:
             config.load_incluster_config(client_configuration=cfg)
@@ -109,9 +113,10 @@ def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) 
                                 client_configuration=cfg)
     except (config.ConfigException, OSError, ValueError, TypeError) as e:
         where = path or str(default)
-        hint = (f"context {context!r} is not in {where}: see kubectl config get-contexts" if context
-                else f"check {where} (kubectl config view)")
-        raise KubeConfigError(f"kubeconfig {where} cannot be used ({e}); {hint}") from None
+        if context and f"name {context}" in str(e):
+            raise KubeConfigError(f"context {context!r} is not in kubeconfig {where}: pick one of "
+                                  "kubectl config get-contexts") from None
+        raise KubeConfigError(f"kubeconfig {where} cannot be used ({e}); check it with kubectl config view") from None
     return client.ApiClient(cfg)
 
 
