@@ -162,7 +162,7 @@ def _mask_pair(before: Any, after: Any, path: Path, rules: _Rules) -> tuple[Any,
     sb = before if before is MISSING else _scrub(before, rules.strings)
     sa = after if after is MISSING else _scrub(after, rules.strings)
     if sb == sa and before != after and MISSING not in (before, after):
-        return MASK_BEFORE, MASK_AFTER  # both hidden, yet different: say that it changed
+        return f"{sb} (before)", f"{sa} (after)"  # equal once hidden, yet different: say that it changed
     return sb, sa
 
 
