@@ -218,7 +218,7 @@ def _print_text(results: list[dict[str, Any]]) -> None:
             print(f"helm-operator diff: {r['error']}", file=sys.stderr)
             continue
         live = r["live"]
-        chart = r["chart"] if not live or live["chart"] == r["chart"] else f"{live['chart']} -> {r['chart']}"
+        chart = r["chart"] if not live or live["chart"] in ("", r["chart"]) else f"{live['chart']} -> {r['chart']}"
         print(f"{key} (release {r['releaseName']} in {r['targetNamespace']}, chart {chart}): {r['reason']}")
         if r["valuesFromFiles"]:
             print(f"  values sources taken from the files: {', '.join(r['valuesFromFiles'])}")

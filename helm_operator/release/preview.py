@@ -110,7 +110,7 @@ class LiveRelease:
 
     revision: int
     status: str
-    chart: str                 # name-version
+    chart: str                 # name-version ("" when the record was not read: in sync)
     digest: str | None         # the configuration digest it applied, when known
     values: dict[str, Any]
     manifest: str
@@ -162,14 +162,17 @@ class Previewer:
             raise PreviewError(f"release {hr.release_name} appears to be managed by "
                                f"{format_antecedent(*owner) if owner else 'another HelmRelease'}; the operator "
                                "would not touch it: rename one of the releases (spec.releaseName)")
+        if newest is not None and newest.status == "deployed" and newest.matches(digest):
+            # The operator's own revision says it: no need to read the record.
+            base.action, base.reason = "none", f"in sync: revision {newest.revision} applied this configuration"
+            base.live = LiveRelease(newest.revision, newest.status, "", newest.attempt_digest, {}, "")
+            return base
         target = last_deployed(revisions) or newest
         live = await self._live(hr, target) if target is not None and target.status != "uninstalled" else None
-        applied = None
-        if newest is not None and newest.status == "deployed":
-            applied = newest.attempt_digest if newest.ours else live.digest if live and target == newest else None
-        if applied and digest.startswith(applied):
-            base.action, base.live = "none", live
-            base.reason = f"in sync: revision {newest.revision if newest else '?'} applied this configuration"
+        if (newest is not None and newest.status == "deployed" and not newest.ours and live is not None
+                and target == newest and live.digest and digest.startswith(live.digest)):
+            base.action, base.live = "none", live  # made by an older operator: the digest is in its description
+            base.reason = f"in sync: revision {newest.revision} applied this configuration"
             return base
         if live is None:
             base.action, base.reason = "install", "release does not exist: the operator would install it"
