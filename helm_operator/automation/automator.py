@@ -148,6 +148,8 @@ class Automator:
             meta = obj.get("metadata") or {}
             policy = read_policy(meta.get("annotations"))
             key = f"{meta.get('namespace')}/{meta.get('name')}"
+            if (obj.get("spec") or {}).get("suspend") is True:
+                continue  # spec.suspend stops every action, automation commits included (COMPAT 4)
             if policy.automated:
                 # the lock is re-read from Git at edit time: it may be newer there
                 result.automated.append(key)
