@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def one_line_errors(command: str) -> Callable[[Callable[[argparse.Namespace], in
     def wrap(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         @functools.wraps(handler)
         def run(args: argparse.Namespace) -> int:
+            quiet_logs()
             try:
                 return handler(args)
             except CommandError as e:
@@ -120,6 +122,15 @@ def one_line_errors(command: str) -> Callable[[Callable[[argparse.Namespace], in
                 return fail(command, reason)
         return run
     return wrap
+
+
+def quiet_logs() -> None:
+    """Only errors, redacted: a person reads one line per outcome, not the libraries' warnings (a
+    watch retrying, pyhelm3 naming the helm command that failed: the error says it already)."""
+    from helm_operator.settings import setup_logging
+
+    setup_logging("error")
+    logging.getLogger("pyhelm3").setLevel(logging.CRITICAL)
 
 
 def fail(command: str, message: str, code: int = 1) -> int:

@@ -61,13 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      "the operator reconciles it at once, past any retry backoff, and echoes the token in "
                      "status.lastHandledReconcileAt.")
     p.add_argument("name", help="name of the HelmRelease")
-    force = p.add_mutually_exclusive_group()
-    force.add_argument("--force", action="store_true",
-                       help="also write reconcile.fluxcd.io/forceAt: one upgrade even when nothing changed, "
-                            "past a rolled-back or exhausted state")
-    force.add_argument("--reset", action="store_true",
-                       help="also write reconcile.fluxcd.io/resetAt: clear the failure and rollback counters "
-                            "first")
+    p.add_argument("--force", action="store_true",
+                   help="also write reconcile.fluxcd.io/forceAt: one upgrade even when nothing changed, "
+                        "past a rolled-back or exhausted state")
+    p.add_argument("--reset", action="store_true",
+                   help="also write reconcile.fluxcd.io/resetAt: clear the failure and rollback counters first")
     _add_wait_flags(p, "the operator answered the request with Ready (exit 0) or a failure")
     add_cluster_flags(p)
     add_output_flag(p, ("text", "json", "yaml"), "text")
@@ -154,8 +152,17 @@ async def _wait_for(cluster: Cluster, obj: dict[str, Any], answer: Callable[[dic
         field_selector=f"metadata.name={meta.get('name', '')}", resource_version=str(meta.get("resourceVersion", "")),
         timeout_seconds=max(1, min(300, int(timeout) + 1)))
     watcher.start()
+    deadline = loop.time() + timeout
     try:
-        return await asyncio.wait_for(verdict, timeout)
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(verdict), min(1.0, max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                if watcher.last_error.startswith(("401", "403")):  # retrying will not help: say so now
+                    raise CommandError(f"cannot watch HelmRelease {hrview.key(obj)} ({watcher.last_error}); "
+                                       "--wait needs watch on helmreleases (docs/release-controls.md)") from None
+                if loop.time() >= deadline:
+                    raise
     except TimeoutError:
         last = hrview.summary(latest[0])
         where = f"{last['ready']}, {last['reason']}: {last['message']}" if last["reason"] else last["message"]
@@ -194,7 +201,8 @@ async def _reconcile(args: argparse.Namespace) -> int:
     token = hrview.request_token()
     patched = await _patch(cluster, args.name, {"metadata": {"annotations": hrview.request_annotations(
         token, args.force, args.reset)}})
-    what = "a forced upgrade" if args.force else "a reset and reconcile" if args.reset else "a reconcile"
+    what = " and ".join(w for w, on in (("a reset", args.reset), ("a forced upgrade", args.force)) if on) \
+        or "a reconcile"
     doc: dict[str, Any] = {"namespace": cluster.namespace, "name": args.name, "requestedAt": token,
                            "force": args.force, "reset": args.reset}
     if not args.wait:
