@@ -154,8 +154,9 @@ class Previewer:
         revisions = await self._revisions(hr)
         newest = revisions[0] if revisions else None
         chart_id = await asyncio.to_thread(self._chart_id, chart)
+        kinds = {ValuesSourceKind.CONFIG_MAP: "ConfigMap", ValuesSourceKind.SECRET: "Secret"}
         sources = [f"{k} {ns}/{n}" for k, ns, n in sorted(self.kube.from_files)
-                   if any(s.name == n and s.namespace == ns for s in hr.values_from)]
+                   if any((kinds.get(s.kind), s.namespace, s.name) == (k, ns, n) for s in hr.values_from)]
         base = Preview(hr, chart.revision, chart_id, digest, "upgrade", "", from_files=sources)
         if newest is not None and newest.owner and newest.owner != owner_label(hr.namespace, hr.name):
             owner = parse_owner(newest.owner)
