@@ -16,6 +16,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ def connect(args: argparse.Namespace) -> Cluster:
 
     api = load_cli_client(args.kubeconfig, args.context)
     api.user_agent = USER_AGENT  # the API server's audit log tells our requests apart
-    path = str(args.kubeconfig) if args.kubeconfig else None  # None: $KUBECONFIG or ~/.kube/config
+    # $KUBECONFIG as it is now (the client library reads it once, at import), a list of files merged
+    path = str(args.kubeconfig) if args.kubeconfig else os.environ.get("KUBECONFIG") or None
     namespace = args.namespace or kubeconfig_namespace(path, args.context) or "default"
     return Cluster(Kube(api), namespace, args.kubeconfig, args.context)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from helm_operator.cli import build_parser, hrview
-from helm_operator.cli.clusterargs import table
+from helm_operator.cli.clusterargs import connect, table
 
 NEW_COMMANDS = ("reconcile", "suspend", "resume", "get", "history", "diff")
 
@@ -104,3 +106,26 @@ def test_every_flag_of_the_new_commands_has_help(command: str) -> None:
         if isinstance(action, argparse._HelpAction):
             continue
         assert action.help, f"{command}: {action.option_strings or action.dest} has no help"
+
+
+def test_the_namespace_defaults_to_the_chosen_contexts_as_kubectl_does(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+
+    kubeconfig = tmp_path / "config"
+    cluster = {"server": "https://127.0.0.1:1"}
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "a",
+        "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u", "namespace": "team-a"}},
+                     {"name": "b", "context": {"cluster": "c", "user": "u", "namespace": "team-b"}},
+                     {"name": "plain", "context": {"cluster": "c", "user": "u"}}]}))
+    parser = build_parser()
+
+    def ns(*flags: str) -> str:
+        return connect(parser.parse_args(["get", "hr", "--kubeconfig", str(kubeconfig), *flags])).namespace
+    assert ns() == "team-a"
+    assert ns("--context", "b") == "team-b"
+    assert ns("--context", "plain") == "default"
+    assert ns("--context", "b", "-n", "apps") == "apps"
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert connect(parser.parse_args(["get", "hr", "--context", "b"])).namespace == "team-b"
