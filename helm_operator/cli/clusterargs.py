@@ -88,7 +88,9 @@ def _unreachable(e: Exception) -> str | None:
 
     if isinstance(e, urllib3.exceptions.MaxRetryError):
         reason = e.reason or e
-        return f"cannot reach the API server at {e.url or ''} ({type(reason).__name__}); check that the " \
+        pool = getattr(e, "pool", None)
+        where = f" {pool.scheme}://{pool.host}:{pool.port}" if pool is not None else ""
+        return f"cannot reach the API server{where} ({type(reason).__name__}); check that the " \
                "cluster runs and that --kubeconfig/--context name it"
     if isinstance(e, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
         return f"cannot reach the API server ({type(e).__name__}: {e}); check that the cluster runs and " \

@@ -129,3 +129,21 @@ def test_the_namespace_defaults_to_the_chosen_contexts_as_kubectl_does(tmp_path:
     assert ns("--context", "b", "-n", "apps") == "apps"
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     assert connect(parser.parse_args(["get", "hr", "--context", "b"])).namespace == "team-b"
+
+
+def test_an_api_server_that_does_not_answer_is_one_line_naming_it(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from helm_operator.cli import main
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "a",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}]}))
+    for args in (["get", "hr"], ["suspend", "hr", "web"], ["history", "hr", "web", "-o", "json"]):
+        assert main([*args, "--kubeconfig", str(kubeconfig)]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        [line] = err.splitlines()
+        assert line.startswith(f"helm-operator {args[0]}: cannot reach the API server https://127.0.0.1:1 ")
