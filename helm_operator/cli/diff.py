@@ -23,11 +23,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helm_operator import boundedyaml
 from helm_operator.api.constants import API_VERSION, KIND
 from helm_operator.cli.clusterargs import (
+    Cluster,
     CommandError,
     add_cluster_flags,
     add_output_flag,
@@ -35,7 +36,11 @@ from helm_operator.cli.clusterargs import (
     dump,
     one_line_errors,
 )
+from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.settings import add_yaml_limit_flags, yaml_limits_from_args
+
+if TYPE_CHECKING:
+    from helm_operator.release.preview import Preview
 
 NO_CHANGE, CHANGED, ERROR = 0, 1, 2
 
@@ -124,8 +129,6 @@ def run_diff(args: argparse.Namespace) -> int:
 
 
 async def _diff(args: argparse.Namespace) -> int:
-    from helm_operator.release.hostpolicy import HostPolicy
-
     limits = yaml_limits_from_args(args)
     try:
         hosts = HostPolicy.from_flags(args.external_source_allow, args.external_source_deny)
@@ -152,8 +155,8 @@ async def _diff(args: argparse.Namespace) -> int:
     return ERROR if errors else CHANGED if changed else NO_CHANGE
 
 
-async def _preview_all(args: argparse.Namespace, cluster: Any, inputs: Inputs, cache: Path, hosts: Any,
-                       limits: boundedyaml.YamlLimits) -> tuple[list[dict[str, Any]], dict[str, int]]:
+async def _preview_all(args: argparse.Namespace, cluster: Cluster, inputs: Inputs, cache: Path,
+                       hosts: HostPolicy, limits: boundedyaml.YamlLimits) -> tuple[list[dict[str, Any]], dict[str, int]]:
     from helm_operator.api.helmrelease import InvalidSpec, parse
     from helm_operator.chartsource import ChartFetchError
     from helm_operator.helm import Helm, HelmError
@@ -197,7 +200,7 @@ async def _preview_all(args: argparse.Namespace, cluster: Any, inputs: Inputs, c
     return results, cost
 
 
-def _result(preview: Any) -> dict[str, Any]:
+def _result(preview: Preview) -> dict[str, Any]:
     live = preview.live
     return {
         "action": preview.action, "changed": preview.changed, "reason": preview.reason,
