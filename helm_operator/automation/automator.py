@@ -115,6 +115,8 @@ class Automator:
             meta = obj.get("metadata") or {}
             policy = policy_of(obj)
             key = f"{meta.get('namespace')}/{meta.get('name')}"
+            if (obj.get("spec") or {}).get("suspend") is True:
+                continue  # spec.suspend stops every action, automation commits included (COMPAT 4)
             if not policy.automated:
                 conditions = (obj.get("status") or {}).get("conditions")
                 if get_condition(conditions, CONDITION_IMAGE_AUTOMATION) is not None:

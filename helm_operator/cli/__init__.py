@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "helm_operator.cli.workloads",       # list-workloads, list-images
     "helm_operator.cli.imagerelease",    # release
     "helm_operator.cli.imagepolicy",     # automate, deautomate, lock, unlock, policy
+    "helm_operator.cli.release",         # reconcile, suspend, resume, get, history (hr)
+    "helm_operator.cli.diff",            # diff -f FILE
 )
 
 

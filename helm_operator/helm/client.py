@@ -143,8 +143,9 @@ class Helm:
     """Async helm calls against one cluster (one kubeconfig)."""
 
     def __init__(self, executable: str = "helm", kubeconfig: Path | None = None,
-                 kubeapiserver: str | None = None, kubetoken: str | None = None) -> None:
-        self._command = _Command(executable=executable, kubeconfig=kubeconfig,
+                 kubeapiserver: str | None = None, kubetoken: str | None = None,
+                 kubecontext: str | None = None) -> None:
+        self._command = _Command(executable=executable, kubeconfig=kubeconfig, kubecontext=kubecontext,
                                  kubeapiserver=kubeapiserver, kubetoken=kubetoken)
         self.calls = 0  # every helm invocation, for the "no helm call on resync" measurement
         # Helm 4's default `--wait` strategy (kstatus); `legacy` is Helm 3's poller.
@@ -190,6 +191,30 @@ class Helm:
         start = out.find(b"{")  # helm prints OCI pull lines before the JSON
         doc = json.loads(out[start:]) if start >= 0 else {}
         return record_from_json(doc)
+
+    async def template(self, release: str, chart: Path | str, namespace: str, values: dict[str, Any],
+                       opts: UpgradeOptions, *, is_upgrade: bool, impersonate: str | None = None) -> str:
+        """`helm template --dry-run=server` with the rendering flags of `upgrade_install`: the
+        manifest (hooks left out, as helm stores it) that upgrade would apply.
+
+        Server-side, so `.Capabilities` and `lookup` see the cluster as the upgrade
+        would. `--reuse-values` has no template counterpart: the caller merges the
+        previous values first. Values go on stdin.
+        """
+        args: list[Any] = [
+            "template", release, str(chart), "--namespace", namespace, "--values", "-",
+            "--dry-run=server", "--no-hooks", *_as_user(impersonate),
+        ]
+        if is_upgrade:
+            args.append("--is-upgrade")
+        if opts.skip_crds:
+            args.append("--skip-crds")
+        if opts.disable_openapi_validation:
+            args.append("--disable-openapi-validation")
+        if opts.labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
+        out = await self._run("template", release, args, json.dumps(values).encode())
+        return out.decode("utf-8", errors="replace")
 
     async def rollback(self, release: str, namespace: str, revision: int | None, *,
                        timeout_seconds: int, wait: bool, force: bool, disable_hooks: bool,

@@ -14,7 +14,8 @@ Secret metadata (a cheap metadata-only watch); the record itself (manifest,
 description, test hooks) is decoded only when an action or a report needs it.
 
 What this module does NOT do: it does no I/O (the `kube` adapter reads the
-Secrets, `release/observe` keeps the index) and never returns values.
+Secrets, `release/observe` keeps the index) and never returns values, except
+`decode_release_json`, which `helm-operator diff` alone uses.
 """
 
 from __future__ import annotations
@@ -157,7 +158,13 @@ class ReleaseRecord:
 
 
 def decode_release(data: str | bytes, max_bytes: int = MAX_RECORD_BYTES) -> ReleaseRecord:
-    """Decode a storage Secret's `release` value as the API returns it.
+    """Decode a storage Secret's `release` value as the API returns it (see `decode_release_json`)."""
+    return record_from_json(decode_release_json(data, max_bytes))
+
+
+def decode_release_json(data: str | bytes, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any]:
+    """The whole release document helm stored, values (`config`) included: only for
+    `helm-operator diff`, which compares them and masks what came from Secrets.
 
     The API's base64 wraps helm's base64, which wraps gzip (helm also
     accepts a plain JSON payload). Decompression stops at `max_bytes`.
@@ -181,7 +188,7 @@ def decode_release(data: str | bytes, max_bytes: int = MAX_RECORD_BYTES) -> Rele
         raise StorageDecodeError(f"not JSON: {e}") from e
     if not isinstance(doc, dict):
         raise StorageDecodeError("release record is not a JSON object")
-    return record_from_json(doc)
+    return doc
 
 
 def record_from_json(doc: dict[str, Any]) -> ReleaseRecord:

@@ -256,12 +256,14 @@ def _ref(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def kubeconfig_namespace(kubeconfig: str | None) -> str | None:
-    """The namespace of the kubeconfig's current context (kubectl's default), if set."""
+def kubeconfig_namespace(kubeconfig: str | None, context: str | None = None) -> str | None:
+    """The namespace of the kubeconfig's current context, or of `context` (kubectl's default), if set."""
     from kubernetes import config
 
     try:
-        _, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
     except (config.ConfigException, OSError, TypeError):
         return None
+    if context is not None:
+        current = next((c for c in contexts or () if c.get("name") == context), None)
     return ((current or {}).get("context") or {}).get("namespace") or None

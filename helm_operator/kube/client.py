@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,45 @@ def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
     return client.ApiClient(cfg)
 
 
+class KubeConfigError(KubeError):
+    """No usable kubeconfig (missing file, unknown context, no cluster to reach)."""
+
+
+def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient for a command run by a person, found as kubectl finds it.
+
+    `--kubeconfig`, else $KUBECONFIG (a list of files is merged), else
+    ~/.kube/config, else the in-cluster config; `context` picks a context
+    other than the current one. Failures say what is missing and how to fix it.
+    """
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    default = Path("~/.kube/config").expanduser()
+    if kubeconfig is not None and not kubeconfig.is_file():
+        raise KubeConfigError(f"kubeconfig {kubeconfig} not found: pass an existing file with --kubeconfig")
+    if kubeconfig is None and path is not None and not any(Path(p).expanduser().is_file()
+                                                         for p in str(path).split(os.pathsep) if p):
+        raise KubeConfigError(f"$KUBECONFIG names {path}, which does not exist: fix $KUBECONFIG or pass "
+                              "--kubeconfig")
+    if path is None and not default.is_file():
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+            return client.ApiClient(cfg)
+        except config.ConfigException:
+            raise KubeConfigError("no kubeconfig: pass --kubeconfig, set $KUBECONFIG or create "
+                                  f"{default}") from None
+    try:
+        config.load_kube_config(config_file=str(path) if path else None, context=context,
+                                client_configuration=cfg)
+    except (config.ConfigException, OSError, ValueError, TypeError) as e:
+        where = path or str(default)
+        if context and f"name {context}" in str(e):
+            raise KubeConfigError(f"context {context!r} is not in kubeconfig {where}: pick one of "
+                                  "kubectl config get-contexts") from None
+        raise KubeConfigError(f"kubeconfig {where} cannot be used ({e}); check it with kubectl config view") from None
+    return client.ApiClient(cfg)
+
+
 class Kube:
     """Async facade over the Kubernetes API for the roles of this project."""
 
@@ -135,6 +175,15 @@ class Kube:
             f"patch HelmRelease {namespace}/{name}",
             self.custom.patch_namespaced_custom_object,
             GROUP, VERSION, namespace, PLURAL, name, {"metadata": patch},
+        )
+
+    async def patch_helmrelease(self, namespace: str, name: str, patch: dict[str, Any],
+                                field_manager: str | None = None) -> dict[str, Any]:
+        """Merge-patch a HelmRelease (spec, metadata); returns the object the API server stored."""
+        kwargs = {"field_manager": field_manager} if field_manager else {}
+        return await self._call(
+            f"patch HelmRelease {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch, **kwargs,
         )
 
     # ---- values sources ----------------------------------------------

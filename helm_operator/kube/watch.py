@@ -68,7 +68,8 @@ class ResourceWatcher:
 
     def __init__(self, name: str, api_client: client.ApiClient, path: str,
                  on_event: EventCallback, loop: asyncio.AbstractEventLoop, *,
-                 label_selector: str | None = None, metadata_only: bool = False,
+                 label_selector: str | None = None, field_selector: str | None = None,
+                 metadata_only: bool = False,
                  timeout_seconds: int = 300, resource_version: str = "",
                  on_synced: Callable[[], None] | None = None) -> None:
         self.name = name
@@ -77,6 +78,7 @@ class ResourceWatcher:
         self._on_event = on_event
         self._loop = loop
         self._selector = label_selector
+        self._field_selector = field_selector
         self._metadata_only = metadata_only
         self._timeout = timeout_seconds
         self._start_rv = resource_version  # resume point; empty = list first
@@ -115,6 +117,8 @@ class ResourceWatcher:
     def _get(self, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
         if self._selector:
             query = [*query, ("labelSelector", self._selector)]
+        if self._field_selector:
+            query = [*query, ("fieldSelector", self._field_selector)]
         params = self._api.param_serialize(
             method="GET", resource_path=self._path, query_params=query,
             header_params={"Accept": accept}, auth_settings=["BearerToken"],

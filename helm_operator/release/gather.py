@@ -17,7 +17,6 @@ from typing import Any
 from helm_operator.api.conditions import get_condition
 from helm_operator.api.constants import ConditionType, Phase
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, format_antecedent
-from helm_operator.api.values import values_digest
 from helm_operator.chartsource import ChartFetchError
 from helm_operator.helm import classify
 from helm_operator.helm.storage import RevisionMeta, owner_label, parse_owner
@@ -27,7 +26,7 @@ from helm_operator.release.base import EngineBase, Inputs, Result, log
 from helm_operator.release.history import head
 from helm_operator.release.record import IN_PROGRESS, Outcome
 from helm_operator.release.state import Facts, digest_in, retry_delay
-from helm_operator.release.values import ValuesError, compose_values, referenced_objects
+from helm_operator.release.values import ValuesError, compose_values, configuration_digest, referenced_objects
 
 
 class GatherMixin(EngineBase):
@@ -68,11 +67,7 @@ class GatherMixin(EngineBase):
             log.warning("%s: values: %s", hr.key, e)
             return await self._failed_before_helm(
                 hr, obj, Outcome(Phase.FAILED, f"could not compose values: {e}"))
-        desired = values_digest({
-            "chart": hr.chart.describe(), "revision": chart.revision, "values": values,
-            "release": hr.release_name, "namespace": hr.target_namespace,
-            "resetValues": hr.reset_values, "skipCRDs": hr.skip_crds,
-        })
+        desired = configuration_digest(hr, chart.revision, values)
         return hr, Inputs(chart, values, desired)
 
     async def _failed_before_helm(self, hr: HelmRelease, obj: dict[str, Any], outcome: Outcome) -> Result:

@@ -23,6 +23,7 @@ import time
 
 from helm_operator.api.conditions import get_condition
 from helm_operator.api.constants import ConditionType, Phase
+from helm_operator.api.controls import parse_requests
 from helm_operator.api.helmrelease import HelmRelease, InvalidSpec, parse, parse_ref
 from helm_operator.release import tenancy
 from helm_operator.release.base import DONE, Inputs, Result
@@ -61,14 +62,15 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         try:
             hr = parse(obj, default_git_ref=self.default_git_ref, limits=self.yaml_limits)
         except InvalidSpec as e:
-            return await self._invalid(ref, obj, e)
+            return await self._answer_request(key, await self._invalid(ref, obj, e))
         refused = tenancy.refusal(hr, self.lockdown)
         if refused:
-            return await self._refused(hr, obj, refused)
+            return await self._answer_request(key, await self._refused(hr, obj, refused))
         self._index(hr)
         hold = precondition(hr, *self._dependencies(hr))
         if hold is not None:
-            return await self._hold(hr, obj, hold)
+            result = await self._hold(hr, obj, hold)
+            return result if hold.state is State.SUSPENDED else await self._answer_request(key, result)
         hr = await self._release_holds(hr, obj)
         requests = hr.requests
         if requests.reset and requests.reset != hr.status.get("lastHandledResetAt"):
@@ -86,7 +88,7 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         self.settled.pop(key, None)
         prepared = await self._inputs(hr, obj)
         if isinstance(prepared, Result):
-            return prepared
+            return await self._answer_request(key, prepared)
         hr, result = await self._converge(*prepared, manual=manual, force=force)
         news = self._chart_news.pop(key, None)
         if news is not None:
@@ -99,6 +101,23 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
             handled["lastHandledForceAt"] = requests.force
         if handled:
             await self._note(hr, self.store.get(key) or obj, Note(fields=handled))
+        return result
+
+    async def _answer_request(self, key: str, result: Result) -> Result:
+        """Echo a reconcile request that ended before any helm call (an invalid spec, a
+        refusal, dependencies not Ready, a chart or values failure) in lastHandledReconcileAt.
+
+        The outcome is in the status already; echoing the token tells whoever asked
+        (`helm-operator reconcile --wait`, Flux's CLI) that it is the answer, so they
+        stop waiting. A suspended release answers nothing: it does not reconcile.
+        """
+        obj = self.store.get(key)  # with the status just recorded (the recorder writes through)
+        if obj is None:
+            return result
+        ref = parse_ref(obj)
+        token = parse_requests(ref.annotations).reconcile
+        if token and token != ref.status.get("lastHandledReconcileAt"):
+            await self.recorder.note(ref, obj, Note(fields={"lastHandledReconcileAt": token}))
         return result
 
     async def _converge(self, hr: HelmRelease, inputs: Inputs, manual: bool = False,

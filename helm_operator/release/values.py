@@ -22,7 +22,7 @@ from helm_operator import boundedyaml
 from helm_operator.api.constants import ValuesSourceKind
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.api.sources import ValuesSource
-from helm_operator.api.values import merge_values
+from helm_operator.api.values import merge_values, values_digest
 from helm_operator.chartsource.chartfiles import ChartFileEscapes, read_chart_file
 from helm_operator.kube import Kube, NotFound
 from helm_operator.release.external import ExternalSourceError, ExternalSourceRefused, fetch_text
@@ -131,6 +131,16 @@ async def compose_values(kube: Kube, hr: HelmRelease, chart_dir: Path | None,
         except boundedyaml.LimitExceeded as e:
             raise ValuesError(str(e)) from None
     return merge_values(result, hr.values)
+
+
+def configuration_digest(hr: HelmRelease, chart_revision: str, values: dict[str, Any]) -> str:
+    """The digest of the configuration `hr` asks for: what the operator labels each
+    revision with, and compares to decide whether to upgrade (`helm-operator diff` too)."""
+    return values_digest({
+        "chart": hr.chart.describe(), "revision": chart_revision, "values": values,
+        "release": hr.release_name, "namespace": hr.target_namespace,
+        "resetValues": hr.reset_values, "skipCRDs": hr.skip_crds,
+    })
 
 
 def referenced_objects(hr: HelmRelease) -> set[tuple[str, str, str]]:

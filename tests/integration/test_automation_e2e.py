@@ -34,8 +34,9 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
 
 
 def _release_yaml(ns: str, repo_url: str, image_repo: str, tag: str, *, locked: bool = False,
-                  filter_: str = "semver:~1.0") -> str:
+                  filter_: str = "semver:~1.0", suspend: bool = False) -> str:
     lock = '    fluxcd.io/locked: "true"\n' if locked else ""
+    suspended = "  suspend: true\n" if suspend else ""
     return f"""\
 ---
 # An automated release: the operator bumps the tag in this file.
@@ -50,7 +51,7 @@ metadata:
     repository.fluxcd.io/hello: image.repository
     tag.fluxcd.io/hello: image.tag,podLabels.version
 spec:
-  chart:
+{suspended}  chart:
     repository: {repo_url}/
     name: hello
     version: 0.1.0
@@ -138,7 +139,7 @@ def test_new_tag_is_committed_synced_and_upgraded(
         syncer.wait(10)
 
 
-def test_locked_release_and_invalid_filter_are_left_alone(
+def test_locked_suspended_and_invalid_filter_releases_are_left_alone(
         cluster: LocalCluster, chart_repo: ChartRepo, registry: Registry, tmp_path: Path) -> None:
     ns = new_namespace(cluster)
     pusher = Pusher(registry.host)
@@ -148,8 +149,11 @@ def test_locked_release_and_invalid_filter_are_left_alone(
     locked = _release_yaml(ns, chart_repo.url, image_repo, "1.0.0", locked=True)
     invalid = _release_yaml(ns, chart_repo.url, image_repo, "1.0.0", filter_="semver:~~not-a-range").replace(
         "name: app", "name: badfilter")
-    work, remote = _seed_remote(tmp_path, {"releases/locked.yaml": locked, "releases/bad.yaml": invalid})
-    for doc in (locked, invalid):
+    suspended = _release_yaml(ns, chart_repo.url, image_repo, "1.0.0", suspend=True).replace(
+        "name: app", "name: paused")
+    work, remote = _seed_remote(tmp_path, {"releases/locked.yaml": locked, "releases/bad.yaml": invalid,
+                                           "releases/paused.yaml": suspended})
+    for doc in (locked, invalid, suspended):
         cluster.kubectl("apply", "-f", "-", input=doc)
     op = start_operator(cluster, tmp_path / "op", "--allow-namespace", ns,
                         "--git-url", f"file://{remote}", "--git-branch", "main",

@@ -563,3 +563,18 @@ def test_lint_is_clean_with_every_new_option() -> None:
                     "--set", "webhook.token.existingSecret=hooks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+
+
+def test_user_roles_aggregate_what_the_release_commands_need_into_view_and_edit() -> None:
+    assert not [d for d in render() if d["metadata"]["name"].endswith(("-view", "-edit"))], "off by default"
+    docs = render({"rbac.userRoles": "true"})
+    view, edit = one(docs, "ClusterRole", f"{NAME}-view"), one(docs, "ClusterRole", f"{NAME}-edit")
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate) and v == "true"} == {
+        f"{aggregate}view", f"{aggregate}edit", f"{aggregate}admin"}
+    assert {k for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate) and v == "true"} == {
+        f"{aggregate}edit", f"{aggregate}admin"}
+    # get/history: get, list; --wait: watch; reconcile/suspend/resume: patch. Nothing else.
+    assert verbs_for(view["rules"], "helm.fluxcd.io", "helmreleases") == {"get", "list", "watch"}
+    assert verbs_for(edit["rules"], "helm.fluxcd.io", "helmreleases") == {"patch"}
+    assert len(view["rules"]) == len(edit["rules"]) == 1

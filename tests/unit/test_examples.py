@@ -153,3 +153,19 @@ def test_automated_release_names_a_valid_filter_and_existing_paths() -> None:
     assert not found.errors, found.errors
     [web] = [c for c in found.containers if c.name in containers]
     assert web.mapped and web.tag == "1.0.0"
+
+
+def test_the_release_controls_are_shown_with_comments() -> None:
+    """suspend, dependsOn (on another example release) and drift settings with an ignore rule."""
+    releases = {d["metadata"]["name"]: (p, d) for p, d in helmreleases()}
+    specs = [d["spec"] for _, d in releases.values()]
+    assert any("suspend" in s for s in specs)
+    dependencies = [dep for s in specs for dep in s.get("dependsOn", [])]
+    assert dependencies and all(dep["name"] in releases for dep in dependencies)
+    drift = [s["driftDetection"] for s in specs if "driftDetection" in s]
+    assert drift and drift[0]["mode"] in ("warn", "enabled") and drift[0]["ignore"][0]["paths"]
+    for key in ("suspend:", "dependsOn:", "driftDetection:"):
+        [path] = [p for p, d in releases.values() if key.rstrip(":") in d["spec"]]
+        lines = path.read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(key))
+        assert lines[at - 1].strip().startswith("#"), f"{path.name}: {key} has no comment above it"
