@@ -43,6 +43,7 @@ from helm_operator.kube.apply import ClusterApi
 from helm_operator.kube.client import KubeError
 from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime.http import Health, HttpServer
+from helm_operator.runtime.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,13 @@ class SourceSyncer:
             self._failed(status, e)
         return await self._finish(status, started)
 
+    @property
+    def log_object(self) -> str:
+        """The ``object`` field of this source's log lines."""
+        return f"source/{self.source.name}"
+
     def _failed(self, status: SyncStatus, e: Exception) -> None:
-        log.error("source %s: sync failed: %s", self.source.name, e)
+        log.error("sync failed: %s", e, extra=fields(object=self.log_object, action="sync", error=e))
         status.pass_error = str(e)
         if self.last_status is not None:  # keep what is in the cluster on record
             status.commit = self.last_status.commit
@@ -114,10 +120,15 @@ class SourceSyncer:
         status.duration_seconds = round(time.perf_counter() - started, 3)
         status.synced_at = _now()
         self._record(status)
+        if not status.pass_error:
+            log.info("synced %s", (status.commit or "")[:12], extra=fields(
+                object=self.log_object, action="sync", revision=status.commit,
+                duration_ms=status.duration_seconds * 1000, applied=status.applied, unchanged=status.unchanged,
+                skipped=status.skipped, failed=status.failed, deleted=status.deleted, errors=len(status.errors)))
         try:
             await status_store.write(self.cluster, self.namespace, status)
         except KubeError as e:
-            log.error("source %s: could not store sync status: %s", self.source.name, e)
+            log.error("could not store sync status: %s", e, extra=fields(object=self.log_object, error=e))
         self.last_status = status
         return status
 
@@ -157,15 +168,13 @@ class SourceSyncer:
             status.add_errors(gc_report.errors)
             self.metrics.objects.labels(s.name, "deleted").inc(len(gc_report.deleted))
         for kept in plan.kept:
-            log.info("source %s: keeping %s: %s", s.name, kept.obj.resource_id, kept.reason)
+            log.info("keeping %s: %s", kept.obj.resource_id, kept.reason, extra=fields(object=self.log_object))
         try:
             if await self.marker.move(commit):
-                log.info("source %s: moved %s to %s", s.name, self.marker.describe(), commit[:12])
+                log.info("moved %s to %s", self.marker.describe(), commit[:12],
+                         extra=fields(object=self.log_object, action="mark", revision=commit))
         except (GitError, KubeError) as e:
             status.add_errors([_marker_error(self.marker, e)])
-        log.info("source %s: synced %s: %d applied, %d unchanged, %d skipped, %d failed, %d deleted, "
-                 "%d errors", s.name, commit[:12], status.applied, status.unchanged, status.skipped,
-                 status.failed, status.deleted, len(status.errors))
 
     def _record(self, status: SyncStatus) -> None:
         name = self.source.name

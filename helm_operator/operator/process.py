@@ -32,6 +32,7 @@ from helm_operator.release.reconciler import Reconciler
 from helm_operator.release.record import Recorder
 from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import Health, HttpServer
+from helm_operator.runtime.logs import fields
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.shutdown import stop_on_signals
@@ -163,14 +164,14 @@ class Operator:
         try:
             result = await self.reconciler.reconcile(key)
         except Exception:  # noqa: BLE001 - one bad object must never stop the others
-            log.exception("%s: reconcile failed unexpectedly; retrying with backoff", key)
+            log.exception("reconcile failed unexpectedly; retrying with backoff", extra=fields(object=key))
             delay = self.queue.add_with_backoff(key)
-            log.info("%s: next attempt in %.0fs", key, delay)
+            log.info("next attempt in %.0fs", delay, extra=fields(object=key))
             return
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after, backoff=result.backoff)
             if result.backoff:
-                log.info("%s: next attempt in %.0fs", key, result.requeue_after)
+                log.info("next attempt in %.0fs", result.requeue_after, extra=fields(object=key))
         if not result.backoff or result.requeue_after is None:
             self.queue.forget(key)
         self.metrics.set_queue_length(len(self.queue))
