@@ -132,6 +132,20 @@ def allow_api_json_depth() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), API_JSON_MAX_DEPTH + 2_000))
 
 
+def add_health_flags(parser: argparse.ArgumentParser) -> None:
+    """When ``/healthz`` fails: the same on every long-running command (see `runtime.health`)."""
+    from helm_operator.runtime.health import DEFAULT_API_THRESHOLD, DEFAULT_LOOP_THRESHOLD
+
+    parser.add_argument("--api-unreachable-threshold", type=parse_duration, default=DEFAULT_API_THRESHOLD,
+                        metavar="DURATION",
+                        help="/healthz fails once the API server has been unreachable this long "
+                             f"(default {DEFAULT_API_THRESHOLD:.0f}s)")
+    parser.add_argument("--loop-stall-threshold", type=parse_duration, default=DEFAULT_LOOP_THRESHOLD,
+                        metavar="DURATION",
+                        help="/healthz fails when the event loop was blocked this long since the previous "
+                             f"check (default {DEFAULT_LOOP_THRESHOLD:.0f}s; 0 = never)")
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
-from helm_operator.settings import add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
+from helm_operator.settings import add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
 from helm_operator.runtime.logs import fields
 from helm_operator.settings import setup_logging
 
@@ -75,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sync.add_argument("--once", action="store_true",
                       help="one pass per source, then exit (1 when any error was reported)")
     add_logging_flags(sync)
+    add_health_flags(sync)
     sync.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)  # old --log-level debug
     add_yaml_limit_flags(sync, charts=False)
     sync.add_argument("--max-request-bytes", type=parse_size, default=DEFAULT_MAX_REQUEST_BYTES,

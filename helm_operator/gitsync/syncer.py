@@ -9,7 +9,10 @@ side. `Syncer` owns the sources, the HTTP server and the metrics:
 - ``POST /api/v1/sync`` (optional ``?source=NAME``, ``?wait=true`` to answer
   after the pass with its status) triggers an immediate pull and sync;
   ``POST /api/v1/sync-git`` does the same for Flux v1 webhooks;
-- ``GET /healthz``: ok while every source loop runs;
+- ``GET /healthz``: ok while every source loop runs, the API server answers
+  (a light request every few seconds) and the event loop is not blocked
+  (`runtime.health`); ``GET /readyz``: ok once every source finished its
+  first pass;
 - ``GET /metrics``: see `gitsync.metrics`.
 
 What this module does NOT do: parse, order or apply by itself; it calls the
@@ -42,6 +45,7 @@ from helm_operator.gitsync.status import SyncStatus
 from helm_operator.kube.apply import ClusterApi
 from helm_operator.kube.client import KubeError
 from helm_operator.runtime.shutdown import stop_on_signals
+from helm_operator.runtime import health as checks
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.logs import fields
 
@@ -225,7 +229,12 @@ class Syncer:
     def __init__(self, config: SyncerConfig, cluster: ClusterApi, default_namespace: str,
                  metrics: SyncMetrics | None = None, *, webhook_token: str | None = None) -> None:
         self.config = config
+        self.cluster = cluster
         self._webhook_token = webhook_token
+        self.watchdog = checks.LoopWatchdog(config.loop_stall_threshold)
+        # The syncer has no watch: a light request tells when the API server last answered.
+        self.api = checks.ApiContact("api-server", lambda: cluster.discover_group_version("v1"),
+                                     interval=max(1.0, min(10.0, config.api_unreachable_threshold / 3)))
         self.metrics = metrics or SyncMetrics()
         self.sources = [
             SourceSyncer(s, cluster=cluster, namespace=config.namespace, workdir=config.workdir,
@@ -240,7 +249,16 @@ class Syncer:
 
     def health(self) -> Health:
         dead = [s.source.name for s, t in zip(self.sources, self._tasks) if t.done()]
-        return Health(not dead, f"sync loop stopped for {', '.join(dead)}" if dead else "")
+        loops = Health(not dead, f"sync loop stopped for {', '.join(dead)}" if dead else "")
+        api = checks.api_links_health([self.api], self.config.api_unreachable_threshold)
+        return checks.combine(self.watchdog.check(), loops, api)
+
+    def ready(self) -> Health:
+        """Ready once every source finished its first pass (whatever its result)."""
+        waiting = [s.source.name for s in self.sources if s.last_status is None]
+        if not self._tasks or waiting:
+            return Health(False, f"first sync pass not finished for {', '.join(waiting) or 'any source'}")
+        return Health(True)
 
     def _select(self, name: str | None) -> Sequence[SourceSyncer]:
         return [s for s in self.sources if name is None or s.source.name == name]
@@ -266,7 +284,7 @@ class Syncer:
 
     async def run(self) -> None:
         """Run every source loop and the HTTP server until cancelled."""
-        server = HttpServer(self.metrics, health=self.health, on_sync_git=self.trigger_all,
+        server = HttpServer(self.metrics, health=self.health, ready=self.ready, on_sync_git=self.trigger_all,
                             webhook_token=self._webhook_token)
         server.add_route("POST", "/api/v1/sync", self._serve_sync)
         hook_host, hook_port = self.config.webhook_listen or (None, None)
@@ -275,6 +293,8 @@ class Syncer:
         log.info("syncer listening on %s:%d (triggers on port %s) with %d source(s)", self.config.listen_host,
                  port, server.trigger_port, len(self.sources))
         self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
+        self.watchdog.start()
+        contact = self.api.start()
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)
         loops: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*self._tasks))
@@ -289,8 +309,10 @@ class Syncer:
         finally:
             stop_wait.cancel()
             loops.cancel()
+            contact.cancel()
+            self.watchdog.stop()
             for t in self._tasks:
                 t.cancel()
             # collect every outcome, so nothing is left "never retrieved"
-            await asyncio.gather(loops, stop_wait, *self._tasks, return_exceptions=True)
+            await asyncio.gather(loops, stop_wait, contact, *self._tasks, return_exceptions=True)
             await server.stop()

@@ -31,6 +31,7 @@ from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, O
 from helm_operator.release.reconciler import Reconciler
 from helm_operator.release.record import Recorder
 from helm_operator.release.tenancy import TenancyPolicy
+from helm_operator.runtime import health
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.logs import fields
 from helm_operator.runtime.metrics import Metrics
@@ -67,6 +68,8 @@ class OperatorSettings:
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
     yaml_limits: YamlLimits = DEFAULT_LIMITS  # values, chart files, automation's HelmRelease files
+    api_unreachable_threshold: float = health.DEFAULT_API_THRESHOLD  # /healthz fails after a watch failed so long
+    loop_stall_threshold: float = health.DEFAULT_LOOP_THRESHOLD      # ...or the event loop was blocked so long
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ class Operator:
                                      settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
                                      lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents)
-        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
+        self.watchdog = health.LoopWatchdog(settings.loop_stall_threshold)
+        self.standby: LeaderElector | None = None  # set while this replica waits for the Lease
+        self.http = HttpServer(self.metrics, health=self._health, ready=self._ready, on_sync_git=self.sync_git,
                                webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self.queue.add,
                                            lambda key: set(self.reconciler.dependants.get(key, ())))
@@ -144,8 +149,15 @@ class Operator:
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")
 
     def _health(self) -> Health:
-        dead = [w.name for w in self.watchers if not w.alive]
-        return Health(False, f"watch stopped: {', '.join(dead)}") if dead else Health(True)
+        watches = health.api_links_health(self.watchers, self.settings.api_unreachable_threshold)
+        return health.combine(self.watchdog.check(), watches)
+
+    def _ready(self) -> Health:
+        if self.standby is not None:
+            lease, holder = self.standby.store, self.standby.holder
+            return Health(False, f"standby: the leader election Lease {lease.namespace}/{lease.name} is held by "
+                                 f"{holder}" if holder else f"standby: waiting for the Lease {lease.namespace}/{lease.name}")
+        return health.caches_ready(self.watchers)
 
     async def sync_git(self) -> None:
         """Fetch every Git chart source now; enqueue the releases whose chart path got a new commit."""
@@ -232,6 +244,7 @@ class Operator:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop_on_signals(self.stop)
+        self.watchdog.start()
         hook_host, hook_port = self.settings.webhook_listen or (None, None)
         port = await self.http.start(self.settings.listen_host, self.settings.listen_port,
                                      trigger_host=hook_host, trigger_port=hook_port)
@@ -243,14 +256,17 @@ class Operator:
                 LeaseStore(self.kube, self.settings.leader_election_namespace, self.settings.leader_election_name),
                 default_identity(), lease_duration=self.settings.lease_duration,
                 renew_interval=max(1.0, self.settings.lease_duration / 3), retry_interval=1.0)
+            self.standby = elector
             acquiring = asyncio.create_task(elector.acquire())
             stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if self._stopping.is_set():
                 acquiring.cancel()
                 await self.http.stop()
+                self.watchdog.stop()
                 return
             stopping.cancel()
+            self.standby = None
             holder = asyncio.create_task(elector.hold())
             asyncio.create_task(self._stop_when(elector.lost))
         self._start_watchers(loop)
@@ -280,5 +296,6 @@ class Operator:
             holder.cancel()
         await self.reconciler.recorder.drain()
         await self.http.stop()
+        self.watchdog.stop()
         await self.charts.close()
         log.info("stopped")

@@ -8,6 +8,11 @@ manager: leaving it (normally, on Ctrl-C, or on a test failure) stops exactly
 the processes it started, and each child is also told to die with its parent
 (PR_SET_PDEATHSIG) so a killed launcher leaves nothing behind.
 
+`stop_apiserver` and `start_apiserver` take kube-apiserver away and bring
+it back on the same port, with the same certificates and etcd, so a test can
+watch clients lose the API server and find it again (`apiserver_stopped()`
+does both around a block).
+
 Opt-in: `audit_log=<path>` makes kube-apiserver write an audit log there
 (JSON lines, one event per request at Metadata level: verb, URI, user agent,
 timestamps; never request or response bodies), so a benchmark can count the
@@ -31,6 +36,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +117,7 @@ class LocalCluster:
     procs: list[_Proc] = field(default_factory=list)
     api_port: int = 0
     audit_log: Path | None = None  # opt-in: kube-apiserver's audit log (AUDIT_POLICY) goes here
+    _apiserver_argv: list[str] = field(default_factory=list)
 
     # ---- public surface -------------------------------------------------
     @property
@@ -177,7 +185,7 @@ class LocalCluster:
             "--unsafe-no-fsync",
             "--log-level=warn",
         ])
-        self._spawn("kube-apiserver", [
+        self._apiserver_argv = [
             self.binary("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1",
@@ -195,7 +203,8 @@ class LocalCluster:
             "--allow-privileged=true",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             *self._audit_flags(),
-        ])
+        ]
+        self._spawn("kube-apiserver", self._apiserver_argv)
         self._wait_for_api(deadline=started + timeout)
         self._spawn("kube-controller-manager", [
             self.binary("kube-controller-manager"),
@@ -357,6 +366,36 @@ class LocalCluster:
     def _default_service_account(self) -> bool:
         self.api_get("/api/v1/namespaces/default/serviceaccounts/default")
         return True
+
+    # ---- the API server away and back ----------------------------------------
+    def stop_apiserver(self, grace: float = 10.0) -> None:
+        """Stop kube-apiserver only; etcd and the other components keep running."""
+        for p in [p for p in self.procs if p.name == "kube-apiserver"]:
+            p.popen.terminate()
+            try:
+                p.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+            self.procs.remove(p)
+        self._say("stopped kube-apiserver")
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again on the same port (after `stop_apiserver`) and wait for /readyz."""
+        if any(p.name == "kube-apiserver" for p in self.procs):
+            return
+        deadline = time.monotonic() + timeout
+        self._spawn("kube-apiserver", self._apiserver_argv)
+        self._wait_for_api(deadline=deadline)
+
+    @contextmanager
+    def apiserver_stopped(self) -> Iterator[None]:
+        """kube-apiserver is down inside the block and up again after it, whatever the block did."""
+        self.stop_apiserver()
+        try:
+            yield
+        finally:
+            self.start_apiserver()
 
     # ---- stop -------------------------------------------------------------
     def stop(self, grace: float = 10.0) -> None:
