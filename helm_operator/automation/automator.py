@@ -43,6 +43,7 @@ from helm_operator.automation.policy import (
     InvalidFilter, TagFilter, TagInfo, choose, needs_build_time_of, needs_timestamps, parse_filter,
 )
 from helm_operator.automation.registry import InvalidResponse, NotFound, RegistryClient, RegistryError
+from helm_operator.runtime.metrics import AutomationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ class Automator:
                  writer: GitWriter, registry: RegistryClient, emit_event: EventSink,
                  interval: float = 300.0, poll_interval: float = 300.0,
                  default_namespace: str = "default",
-                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents) -> None:
+                 yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents,
+                 metrics: AutomationMetrics | None = None) -> None:
+        self.metrics = metrics
         self.list_helmreleases = list_helmreleases
         self.yaml_limits = yaml_limits
         self.writer = writer
@@ -174,7 +177,11 @@ class Automator:
                 tags = await self.registry.scan(repository, *filters.values(), current=sorted(asked))
             except RegistryError as e:
                 log.warning("image automation: scanning %s failed: %s", repository, e)
+                if self.metrics is not None:
+                    self.metrics.scanned(False)
                 continue
+            if self.metrics is not None:
+                self.metrics.scanned(True)
             result.tags[repository] = tags
             timed = [f for f in filters.values() if needs_timestamps(f)]
             result.tried[repository] = asked | {t.tag for t in tags if any(f.matches(t.tag) for f in timed)}
@@ -331,10 +338,14 @@ class Automator:
             commit = await self.writer.change(edit, lambda: commit_subject(plan.releases))
         except GitWriteError as e:
             log.error("image automation: %s", e)
+            if self.metrics is not None:
+                self.metrics.committed(False)
         await self._report_held(scan, plan)   # held is decided before the push, whatever became of it
         log.debug("image automation pass: %d update(s) committed, %d container(s) held, "
                   "%d registry requests for current tags", len(plan.releases) if commit else 0,
                   len(plan.held), self._request_count() - before)
+        if commit and self.metrics is not None:
+            self.metrics.committed(True, len(plan.releases))
         if commit:
             for r in plan.releases:
                 log.info("%s: released %s (was %s) in %s", r.key, r.new, r.old, commit[:12])

@@ -50,7 +50,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -341,7 +341,9 @@ class RegistryClient(SessionOwner):
         max_retry_after: float = 60.0,
         timeout_seconds: float = 30.0,
         concurrency: int = 8,
+        on_request: Callable[[str, int | str], None] | None = None,  # (registry host, HTTP status or "error")
     ) -> None:
+        self.on_request = on_request or (lambda host, code: None)
         self.credentials = credentials or CredentialStore()
         self.cache = cache if cache is not None else MetadataCache()
         self.plain_http_hosts = frozenset(plain_http_hosts)
@@ -489,6 +491,7 @@ class RegistryClient(SessionOwner):
             raise cls(operation, image, f"HTTP {e.status} from {host} after {self._attempts} attempts",
                       "the registry is throttling or overloaded; it will be tried again at the next scan") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self.on_request(host, "error")
             raise RegistryUnavailable(operation, image, f"cannot reach {host}: {type(e).__name__}: {e}",
                                       "check the registry address, the network and plain-HTTP settings") from e
         raise AssertionError("unreachable")
@@ -505,6 +508,7 @@ class RegistryClient(SessionOwner):
         self.requests[kind] += 1
         session = self._client()
         async with session.request(method, url, headers=headers) as r:
+            self.on_request(host, r.status)
             body = await r.read() if method != "HEAD" else b""
             log.debug("%s %s -> HTTP %s", method, url.split("?", 1)[0], r.status)
             if r.status in (429, 503):

@@ -184,6 +184,12 @@ class SourceSyncer:
         name = self.source.name
         self.metrics.duration.labels(name, "true" if status.ok else "false").observe(status.duration_seconds)
         self.metrics.errors.labels(name).set(len(status.errors) + (1 if status.pass_error else 0))
+        self.metrics.passes.labels(name, "success" if status.ok else "failure").inc()
+        if not status.pass_error:  # a pass that ran: its objects (a failed fetch keeps the last ones)
+            for outcome, count in (("applied", status.applied), ("unchanged", status.unchanged),
+                                   ("skipped", status.skipped), ("failed", status.failed),
+                                   ("deleted", status.deleted)):
+                self.metrics.last_pass.labels(name, outcome).set(count)
         if status.ok:
             self.metrics.last_success.labels(name).set(time.time())
 

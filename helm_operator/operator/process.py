@@ -38,6 +38,7 @@ from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime.queueing import WorkQueue, jittered, run_workers
+from helm_operator.runtime.queuemetrics import WorkQueueMetrics
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Operator:
         self.kube = Kube.from_kubeconfig(settings.kubeconfig)
         self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig)
         self.metrics = Metrics()
-        self.queue: WorkQueue[str] = WorkQueue()
+        self.queue: WorkQueue[str] = WorkQueue(observer=WorkQueueMetrics(self.metrics.registry, "helmrelease"))
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.store = HelmReleaseStore()
@@ -137,13 +138,15 @@ class Operator:
         if auto is None:
             return None
         registry = RegistryClient(await self._credentials(auto), auto.registry_rate_limit,
-                                  plain_http_hosts=auto.registry_plain_http_hosts)
+                                  plain_http_hosts=auto.registry_plain_http_hosts,
+                                  on_request=self.metrics.automation.registry_request)
         writer = GitWriter(auto.git, self.settings.cache_dir / "automation" / "checkout")
         ns = self.settings.allow_namespace
         self.automator = Automator(
             lambda: self.kube.list_helmreleases(ns), writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
-            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents)
+            default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents,
+            metrics=self.metrics.automation)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
                  auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")
@@ -275,8 +278,8 @@ class Operator:
         if not synced:
             log.warning("watch caches not filled after 120s; reconciling with what is known")
         tasks = [
-            asyncio.create_task(run_workers(self.queue, self._handle, self.settings.workers,
-                                            retry_on_error=False), name="workers"),
+            asyncio.create_task(run_workers(self.queue, self.metrics.timed_reconcile(self._handle),
+                                            self.settings.workers, retry_on_error=False), name="workers"),
             asyncio.create_task(self._resync(), name="resync"),
             asyncio.create_task(self._poll_git(), name="git-poll"),
         ]

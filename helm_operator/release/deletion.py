@@ -76,6 +76,7 @@ class DeletionMixin(GatherMixin):
                 log.info("uninstalled in %.1fs", time.monotonic() - started, extra=fields(
                     object=ref.key, action="uninstall", duration_ms=since_ms(started, time.monotonic())))
         self.metrics.forget_release(ref.target_namespace, ref.release_name)
+        self.metrics.forget_object(ref.namespace, ref.name)
         remaining = [f for f in ref.finalizers if f != FINALIZER]
         try:
             stored = await self.kube.patch_helmrelease_metadata(

@@ -194,7 +194,8 @@ class Recorder:
                 log.warning("%s: could not record status %s: %s", hr.key, outcome.phase, e)
         for cond in status.get("conditions", []):
             if cond.get("type") != RECONCILING:
-                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"],
+                                           obj=(hr.namespace, hr.name))
         if outcome.event and outcome.phase not in IN_PROGRESS:
             failed = outcome.phase in NOT_READY_PHASES
             self._emit(obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
@@ -225,7 +226,8 @@ class Recorder:
             log.warning("%s: could not record status: %s", hr.key, e)
         for cond in status.get("conditions", []):
             if cond.get("type") in (C.READY, C.RELEASED):
-                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"],
+                                           obj=(hr.namespace, hr.name))
         if note.event is not None:
             self._emit(obj, *note.event)
         return status

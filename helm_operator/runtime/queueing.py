@@ -21,6 +21,9 @@ workqueue:
   leaves a key alone while it waits on a failure backoff (`add_after(...,
   backoff=True)`), so only its timer or a real change brings it back.
 
+A `QueueObserver` (`runtime.queuemetrics` for Prometheus) hears of every
+add, the depth, how long each key waited and was worked on, and retries.
+
 What this module does NOT do: it does not watch the cluster, does not know
 what a key means, and never decides on its own when to forget a key's
 failures (the handler calls `forget` after a success). It runs on one asyncio
@@ -32,14 +35,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+
+class QueueObserver(Protocol):
+    """Hears what happens in a `WorkQueue` (metrics); every call is cheap and never raises."""
+
+    def added(self) -> None: ...
+    def depth_is(self, depth: int) -> None: ...
+    def taken(self, waited: float) -> None: ...
+    def finished(self, worked: float) -> None: ...
+    def retried(self) -> None: ...
+    def track_oldest(self, oldest: Callable[[], float | None]) -> None: ...
 
 
 class QueueShutDown(Exception):
@@ -72,8 +87,13 @@ class BackoffPolicy:
 class WorkQueue(Generic[K]):
     """An asyncio work queue of keys with client-go workqueue semantics."""
 
-    def __init__(self, backoff: BackoffPolicy | None = None) -> None:
+    def __init__(self, backoff: BackoffPolicy | None = None, observer: QueueObserver | None = None) -> None:
         self._backoff = backoff or BackoffPolicy()
+        self._observer = observer
+        self._queued_at: dict[K, float] = {}   # time.monotonic() a waiting key was queued
+        self._started_at: dict[K, float] = {}  # ...a key being processed was taken
+        if observer is not None:
+            observer.track_oldest(lambda: min(self._started_at.values(), default=None))
         self._ready: deque[K] = deque()
         # Keys that need processing: waiting in _ready, or being processed
         # and to be queued again by done().
@@ -105,6 +125,8 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        if self._observer is not None:
+            self._observer.added()
         if key not in self._processing:
             self._push(key)
 
@@ -148,6 +170,8 @@ class WorkQueue(Generic[K]):
         """Count a failure of `key`, queue it after its backoff delay; return the delay."""
         delay = self.backoff_delay(key)
         self.add_after(key, delay, backoff=True)
+        if self._observer is not None:
+            self._observer.retried()
         return delay
 
     async def get(self) -> K:
@@ -165,11 +189,19 @@ class WorkQueue(Generic[K]):
         key = self._ready.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
+        now = time.monotonic()
+        self._started_at[key] = now
+        if self._observer is not None:
+            self._observer.taken(now - self._queued_at.pop(key, now))
+            self._observer.depth_is(len(self._ready))
         return key
 
     def done(self, key: K) -> None:
         """Mark `key` processed; queue it again if it was added meanwhile."""
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if self._observer is not None and started is not None:
+            self._observer.finished(time.monotonic() - started)
         if key in self._dirty and not self._shut_down:
             self._push(key)
 
@@ -185,7 +217,10 @@ class WorkQueue(Generic[K]):
         self._backing_off.clear()
         self._ready.clear()
         self._dirty.clear()
+        self._queued_at.clear()
         self._wakeup.set()
+        if self._observer is not None:
+            self._observer.depth_is(0)
 
     def backoff_delay(self, key: K) -> float:
         """Count one more failure of `key` and return the delay before retrying it."""
@@ -203,7 +238,10 @@ class WorkQueue(Generic[K]):
 
     def _push(self, key: K) -> None:
         self._ready.append(key)
+        self._queued_at[key] = time.monotonic()
         self._wakeup.set()
+        if self._observer is not None:
+            self._observer.depth_is(len(self._ready))
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
