@@ -8,16 +8,40 @@ their last lines when a test failed) so a failed CI run shows what happened.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cluster import localcluster
 from tests.cluster.localcluster import LocalCluster, ensure_binaries
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "helmrelease.yaml"
 _started: list[LocalCluster] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Show the cluster build's progress as it comes, past pytest's output capture.
+
+    A cold build takes many minutes and a second run waits on the first
+    one's lock: hidden, either looks like a hung test. The quick "up to date"
+    line stays hidden.
+    """
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def show(line: str) -> None:
+        if "] up to date: " in line:
+            return
+        if capture is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    localcluster.progress = show
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

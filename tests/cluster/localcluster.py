@@ -36,7 +36,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,17 +75,39 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Where `ensure_binaries` sends build.sh's progress lines, as they come. The
+# pytest session (tests/conftest.py) replaces it with one that gets past
+# pytest's output capture, so a long build (or a wait on another build's
+# lock) shows instead of looking like a hung test.
+progress: Callable[[str], None] = _to_stderr
+_built: Path | None = None
+
+
 def ensure_binaries() -> Path:
-    """Build the binaries if missing (progress on stderr) and return their folder."""
-    proc = subprocess.run(
-        ["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, stderr=None, text=True
-    )
-    if proc.returncode != 0:
+    """Build the binaries if missing and return their folder; build.sh's progress goes to `progress`."""
+    global _built
+    if _built is not None:
+        return _built
+    proc = subprocess.Popen(["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stderr:  # one line at a time, while the build runs
+        progress(line.rstrip("\n"))
+        tail = [*tail[-19:], line.rstrip("\n")]
+    stdout = proc.stdout.read()
+    if proc.wait() != 0:
+        last = "\n".join(tail)
         raise ClusterError(
-            f"building the local cluster binaries failed (exit {proc.returncode}); "
-            "the build log is above; fix it and run tests/cluster/build.sh again"
+            f"building the local cluster binaries failed (exit {proc.returncode}); its last lines:\n{last}\n"
+            "fix it and run tests/cluster/build.sh again"
         )
-    return Path(proc.stdout.strip().splitlines()[-1])
+    _built = Path(stdout.strip().splitlines()[-1])
+    return _built
 
 
 def free_port() -> int:
