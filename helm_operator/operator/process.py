@@ -157,9 +157,8 @@ class Operator:
 
     def _ready(self) -> Health:
         if self.standby is not None:
-            lease, holder = self.standby.store, self.standby.holder
-            return Health(False, f"standby: the leader election Lease {lease.namespace}/{lease.name} is held by "
-                                 f"{holder}" if holder else f"standby: waiting for the Lease {lease.namespace}/{lease.name}")
+            lease = self.standby.store
+            return health.standby(f"{lease.namespace}/{lease.name}", self.standby.holder)
         return health.caches_ready(self.watchers)
 
     async def sync_git(self) -> None:

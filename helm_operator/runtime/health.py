@@ -85,6 +85,13 @@ def caches_ready(watchers: Sequence[Synced]) -> Health:
     return Health(False, f"waiting for the first list of {', '.join(waiting)}") if waiting else Health(True)
 
 
+def standby(lease: str, holder: str | None) -> Health:
+    """Not ready: this replica waits for the leader election Lease `lease` (namespace/name)."""
+    if holder:
+        return Health(False, f"standby: the leader election Lease {lease} is held by {holder}")
+    return Health(False, f"standby: waiting for the leader election Lease {lease}")
+
+
 class LoopWatchdog:
     """Notices an event loop that stopped running callbacks (see the module docstring).
 
