@@ -2,14 +2,14 @@
 
 Each role's `command.py` turns flags into its own frozen settings; this
 module holds only what they share. Logging goes through one handler whose
-`RedactingFilter` removes URL credentials from every line, whatever logger
-wrote it (defence in depth: messages are meant to be built redacted).
+`RedactingFilter` removes URL credentials from every line and its fields,
+whatever logger wrote it (defence in depth: messages are meant to be built
+redacted); `runtime.logs` formats the lines as text or JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -17,6 +17,8 @@ import sys
 from helm_operator import boundedyaml
 from helm_operator.boundedyaml import YamlLimits, human_bytes
 from helm_operator.redaction import redact_text
+from helm_operator.runtime import logs
+from helm_operator.runtime.logs import extra_fields
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 
@@ -84,7 +86,7 @@ def yaml_limits_from_args(args: argparse.Namespace) -> YamlLimits:
 
 
 class RedactingFilter(logging.Filter):
-    """Remove the userinfo of every URL from a record's message and exception text.
+    """Remove the userinfo of every URL from a record's message, exception text and fields.
 
     The message is formatted here (``msg % args``) and stored back, so the
     handler's formatter only sees redacted text; a traceback is rendered
@@ -105,18 +107,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact_text(record.exc_text)
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
+        for key, value in extra_fields(record).items():  # the structured fields (logs.fields)
+            if isinstance(value, str):
+                setattr(record, key, redact_text(value))
         return True
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
-               "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            doc["error"] = record.exc_text
-        return json.dumps(doc)
 
 
 # kubectl and the API server accept JSON nested up to 10 000 levels; Python's
@@ -138,16 +132,49 @@ def allow_api_json_depth() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), API_JSON_MAX_DEPTH + 2_000))
 
 
+def add_health_flags(parser: argparse.ArgumentParser) -> None:
+    """When ``/healthz`` fails: the same on every long-running command (see `runtime.health`)."""
+    from helm_operator.runtime.health import DEFAULT_API_THRESHOLD, DEFAULT_LOOP_THRESHOLD
+
+    parser.add_argument("--api-unreachable-threshold", type=parse_duration, default=DEFAULT_API_THRESHOLD,
+                        metavar="DURATION",
+                        help="/healthz fails once the API server has been unreachable this long "
+                             f"(default {DEFAULT_API_THRESHOLD:.0f}s)")
+    parser.add_argument("--loop-stall-threshold", type=parse_duration, default=DEFAULT_LOOP_THRESHOLD,
+                        metavar="DURATION",
+                        help="/healthz fails when the event loop was blocked this long since the previous "
+                             f"check (default {DEFAULT_LOOP_THRESHOLD:.0f}s; 0 = never)")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    return "warning" if level == "warn" else level
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``: the same on every long-running command."""
+    parser.add_argument("--log-level", type=_log_level, choices=LOG_LEVELS, default="info",
+                        help="least severe lines written (default info; debug adds library lines "
+                             "such as helm command lines and urllib3 retries)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="text: 'TIME LEVEL logger: object: message key=value'; json: one object per "
+                             "line with ts, level, logger, msg and the fields object, action, revision, "
+                             "duration_ms, error (default text)")
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
+    """One handler on the root logger: `fmt` ``text`` or ``json`` (see `runtime.logs`), redacted.
+
+    Library noise (urllib3 retries, pyhelm3's failed commands) is folded to
+    DEBUG; the lines that say what a failure means come from our code.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter(fmt))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # pyhelm3 logs every command line at INFO; values never appear there
-    # (they go on stdin), but the lines are noise at our INFO level.
-    logging.getLogger("pyhelm3").setLevel(logging.WARNING)
+    logs.fold_library_noise()

@@ -12,11 +12,13 @@ produces now instead (review the change with `git diff tests/testdata`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cluster import localcluster
 from tests.cluster.localcluster import LocalCluster, ensure_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +50,28 @@ class Golden:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-golden")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Show the cluster build's progress as it comes, past pytest's output capture.
+
+    A cold build takes many minutes and a second run waits on the first
+    one's lock: hidden, either looks like a hung test. The quick "up to date"
+    line stays hidden.
+    """
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def show(line: str) -> None:
+        if "] up to date: " in line:
+            return
+        if capture is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    localcluster.progress = show
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -55,6 +55,7 @@ from helm_operator.automation.policy import (
 from helm_operator.automation.registry import InvalidResponse, NotFound, RegistryClient, RegistryError
 from helm_operator.automation.releasefiles import ReleaseIndex
 from helm_operator.automation.reporting import Condition, Problem, ProblemBook, Stage
+from helm_operator.runtime.metrics import AutomationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ class Automator:
                  interval: float = 300.0, poll_interval: float = 300.0,
                  default_namespace: str = "default",
                  yaml_limits: boundedyaml.Limits = boundedyaml.DEFAULT_LIMITS.documents,
-                 note_status: StatusSink | None = None) -> None:
+                 note_status: StatusSink | None = None,
+                 metrics: AutomationMetrics | None = None) -> None:
+        self.metrics = metrics
         self.list_helmreleases = list_helmreleases
         self.yaml_limits = yaml_limits
         self.writer = writer
@@ -165,7 +168,11 @@ class Automator:
                 log.debug("image automation: scanning %s failed: %s", repository, tags_or_error)
                 for key in users[repository]:
                     result.problems[key].append(reporting.registry_problem(tags_or_error))
+                if self.metrics is not None:
+                    self.metrics.scanned(False)
                 continue
+            if self.metrics is not None:
+                self.metrics.scanned(True)
             tags = tags_or_error
             result.tags[repository] = tags
             timed = [f for f in filters.values() if needs_timestamps(f)]
@@ -267,12 +274,16 @@ class Automator:
             for key, policy in scan.policies.items():
                 if policy.acts:
                     plan.add_problem(key, Problem(reporting.GIT_WRITE_FAILED, f"cannot commit image updates: {e}"))
+            if self.metrics is not None:
+                self.metrics.committed(False)
         self.book.record(Stage.PASS, plan.problems)   # held is decided before the push, whatever became of it
         await self._publish(scan)
         held = sum(p.reason == reporting.TAG_HELD for found in plan.problems.values() for p in found)
         log.debug("image automation pass: %d update(s) committed, %d container(s) held, "
                   "%d registry requests for current tags", len(plan.releases) if commit else 0,
                   held, self._request_count() - before)
+        if commit and self.metrics is not None:
+            self.metrics.committed(True, len(plan.releases))
         if commit:
             for r in plan.releases:
                 log.info("%s: released %s (was %s) in %s", r.key, r.new, r.old, commit[:12])

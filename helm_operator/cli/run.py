@@ -13,7 +13,7 @@ from helm_operator.operator.process import AutomationSettings, Operator, Operato
 from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import parse_listen, read_token_file
-from helm_operator.settings import parse_duration, setup_logging
+from helm_operator.settings import add_health_flags, add_logging_flags, parse_duration, setup_logging
 from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, yaml_limits_from_args
 
 
@@ -101,8 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="deny this IP, CIDR, host name, *.domain or * to externalSourceRef URLs (repeatable), "
                         "beside the default: loopback, link-local and cloud metadata addresses")
     add_yaml_limit_flags(p, charts=True)
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--log-format", choices=["text", "json"], default="text")
+    add_logging_flags(p)
+    add_health_flags(p)
     p.set_defaults(handler=_run)
 
 
@@ -155,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         shutdown_grace_period=args.shutdown_grace_period, watch_label_selector=args.watch_label_selector,
         max_parallel_installs=args.max_parallel_installs,
         yaml_limits=yaml_limits_from_args(args),
+        api_unreachable_threshold=args.api_unreachable_threshold, loop_stall_threshold=args.loop_stall_threshold,
     )
     asyncio.run(Operator(settings).run())
     return 0

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
-from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, parse_size, setup_logging
+from helm_operator.settings import add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
+from helm_operator.runtime.logs import fields
+from helm_operator.settings import setup_logging
 
 log = logging.getLogger("helm_operator.gitsync")
 
@@ -72,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                       help="where Git mirrors are kept")
     sync.add_argument("--once", action="store_true",
                       help="one pass per source, then exit (1 when any error was reported)")
-    sync.add_argument("-v", "--verbose", action="store_true")
+    add_logging_flags(sync)
+    add_health_flags(sync)
+    sync.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)  # old --log-level debug
     add_yaml_limit_flags(sync, charts=False)
     sync.add_argument("--max-request-bytes", type=parse_size, default=DEFAULT_MAX_REQUEST_BYTES,
                       help="largest object sent to the API server, as JSON; match the server's "
@@ -94,7 +98,7 @@ def _cluster(kubeconfig: Path | None,  # type: ignore[no-untyped-def]
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    setup_logging("debug" if args.verbose else "info")
+    setup_logging("debug" if args.verbose else args.log_level, args.log_format)
     allow_api_json_depth()
     try:
         config = from_args(args)
@@ -123,7 +127,8 @@ def run_sync(args: argparse.Namespace) -> int:
         statuses = asyncio.run(syncer.sync_all_once())
         for s in statuses:
             for err in s.errors:
-                log.error("source %s: %s %s: %s", s.source, err["file"], err["object"], err["reason"])
+                log.error("%s %s: %s", err["file"], err["object"], err["reason"],
+                          extra=fields(object=f"source/{s.source}", action="sync", error=err["reason"]))
         return 0 if all(s.ok for s in statuses) else 1
     try:
         asyncio.run(syncer.run())

@@ -113,6 +113,8 @@ class SyncerConfig:
     webhook_listen: tuple[str, int] | None = None  # the triggers' own address
     yaml_limits: Limits = Limits()  # every manifest file and this config
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # largest object sent to the API server
+    api_unreachable_threshold: float = 120.0  # /healthz fails after the API server was unreachable so long
+    loop_stall_threshold: float = 20.0        # ...or the event loop was blocked so long
 
 
 def own_namespace() -> str:
@@ -219,4 +221,6 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         workdir=args.workdir, once=args.once,
         webhook_token_file=getattr(args, "webhook_token_file", None), webhook_listen=webhook_listen,
         yaml_limits=limits, max_request_bytes=args.max_request_bytes,
+        api_unreachable_threshold=getattr(args, "api_unreachable_threshold", 120.0),
+        loop_stall_threshold=getattr(args, "loop_stall_threshold", 20.0),
     )

@@ -5,6 +5,10 @@
   (created, configured, unchanged, skipped, failed, deleted)
 - ``flux_helm_operator_sync_errors{source}`` gauge: errors of the last pass
 - ``flux_helm_operator_sync_last_success_timestamp_seconds{source}`` gauge
+- ``flux_helm_operator_sync_passes_total{source,result}`` counter (success, failure)
+- ``flux_helm_operator_sync_last_pass_objects{source,outcome}`` gauge: objects of
+  the last finished pass by outcome (applied = created or configured,
+  unchanged, skipped, failed, deleted)
 
 Registered on a registry of their own unless one is given (the operator's
 `runtime.metrics.Metrics.registry` when both roles share a process).
@@ -31,6 +35,11 @@ class SyncMetrics:
         self.last_success = Gauge(f"{PREFIX}_sync_last_success_timestamp_seconds",
                                   "Unix time of the last sync pass without errors.", ["source"],
                                   registry=self.registry)
+        self.passes = Counter(f"{PREFIX}_sync_passes", "Sync passes by result (failure: any error).",
+                              ["source", "result"], registry=self.registry)
+        self.last_pass = Gauge(f"{PREFIX}_sync_last_pass_objects",
+                               "Objects of the last finished sync pass, by outcome.", ["source", "outcome"],
+                               registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

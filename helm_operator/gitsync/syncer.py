@@ -9,7 +9,10 @@ side. `Syncer` owns the sources, the HTTP server and the metrics:
 - ``POST /api/v1/sync`` (optional ``?source=NAME``, ``?wait=true`` to answer
   after the pass with its status) triggers an immediate pull and sync;
   ``POST /api/v1/sync-git`` does the same for Flux v1 webhooks;
-- ``GET /healthz``: ok while every source loop runs;
+- ``GET /healthz``: ok while every source loop runs, the API server answers
+  (a light request every few seconds) and the event loop is not blocked
+  (`runtime.health`); ``GET /readyz``: ok once every source finished its
+  first pass;
 - ``GET /metrics``: see `gitsync.metrics`.
 
 What this module does NOT do: parse, order or apply by itself; it calls the
@@ -42,7 +45,9 @@ from helm_operator.gitsync.status import SyncStatus
 from helm_operator.kube.apply import ClusterApi
 from helm_operator.kube.client import KubeError
 from helm_operator.runtime.shutdown import stop_on_signals
+from helm_operator.runtime import health as checks
 from helm_operator.runtime.http import Health, HttpServer
+from helm_operator.runtime.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +109,13 @@ class SourceSyncer:
             self._failed(status, e)
         return await self._finish(status, started)
 
+    @property
+    def log_object(self) -> str:
+        """The ``object`` field of this source's log lines."""
+        return f"source/{self.source.name}"
+
     def _failed(self, status: SyncStatus, e: Exception) -> None:
-        log.error("source %s: sync failed: %s", self.source.name, e)
+        log.error("sync failed: %s", e, extra=fields(object=self.log_object, action="sync", error=e))
         status.pass_error = str(e)
         if self.last_status is not None:  # keep what is in the cluster on record
             status.commit = self.last_status.commit
@@ -114,10 +124,15 @@ class SourceSyncer:
         status.duration_seconds = round(time.perf_counter() - started, 3)
         status.synced_at = _now()
         self._record(status)
+        if not status.pass_error:
+            log.info("synced %s", (status.commit or "")[:12], extra=fields(
+                object=self.log_object, action="sync", revision=status.commit,
+                duration_ms=status.duration_seconds * 1000, applied=status.applied, unchanged=status.unchanged,
+                skipped=status.skipped, failed=status.failed, deleted=status.deleted, errors=len(status.errors)))
         try:
             await status_store.write(self.cluster, self.namespace, status)
         except KubeError as e:
-            log.error("source %s: could not store sync status: %s", self.source.name, e)
+            log.error("could not store sync status: %s", e, extra=fields(object=self.log_object, error=e))
         self.last_status = status
         return status
 
@@ -157,20 +172,24 @@ class SourceSyncer:
             status.add_errors(gc_report.errors)
             self.metrics.objects.labels(s.name, "deleted").inc(len(gc_report.deleted))
         for kept in plan.kept:
-            log.info("source %s: keeping %s: %s", s.name, kept.obj.resource_id, kept.reason)
+            log.info("keeping %s: %s", kept.obj.resource_id, kept.reason, extra=fields(object=self.log_object))
         try:
             if await self.marker.move(commit):
-                log.info("source %s: moved %s to %s", s.name, self.marker.describe(), commit[:12])
+                log.info("moved %s to %s", self.marker.describe(), commit[:12],
+                         extra=fields(object=self.log_object, action="mark", revision=commit))
         except (GitError, KubeError) as e:
             status.add_errors([_marker_error(self.marker, e)])
-        log.info("source %s: synced %s: %d applied, %d unchanged, %d skipped, %d failed, %d deleted, "
-                 "%d errors", s.name, commit[:12], status.applied, status.unchanged, status.skipped,
-                 status.failed, status.deleted, len(status.errors))
 
     def _record(self, status: SyncStatus) -> None:
         name = self.source.name
         self.metrics.duration.labels(name, "true" if status.ok else "false").observe(status.duration_seconds)
         self.metrics.errors.labels(name).set(len(status.errors) + (1 if status.pass_error else 0))
+        self.metrics.passes.labels(name, "success" if status.ok else "failure").inc()
+        if not status.pass_error:  # a pass that ran: its objects (a failed fetch keeps the last ones)
+            for outcome, count in (("applied", status.applied), ("unchanged", status.unchanged),
+                                   ("skipped", status.skipped), ("failed", status.failed),
+                                   ("deleted", status.deleted)):
+                self.metrics.last_pass.labels(name, outcome).set(count)
         if status.ok:
             self.metrics.last_success.labels(name).set(time.time())
 
@@ -216,7 +235,12 @@ class Syncer:
     def __init__(self, config: SyncerConfig, cluster: ClusterApi, default_namespace: str,
                  metrics: SyncMetrics | None = None, *, webhook_token: str | None = None) -> None:
         self.config = config
+        self.cluster = cluster
         self._webhook_token = webhook_token
+        self.watchdog = checks.LoopWatchdog(config.loop_stall_threshold)
+        # The syncer has no watch: a light request tells when the API server last answered.
+        self.api = checks.ApiContact("api-server", lambda: cluster.discover_group_version("v1"),
+                                     interval=max(1.0, min(10.0, config.api_unreachable_threshold / 3)))
         self.metrics = metrics or SyncMetrics()
         self.sources = [
             SourceSyncer(s, cluster=cluster, namespace=config.namespace, workdir=config.workdir,
@@ -231,7 +255,16 @@ class Syncer:
 
     def health(self) -> Health:
         dead = [s.source.name for s, t in zip(self.sources, self._tasks) if t.done()]
-        return Health(not dead, f"sync loop stopped for {', '.join(dead)}" if dead else "")
+        loops = Health(not dead, f"sync loop stopped for {', '.join(dead)}" if dead else "")
+        api = checks.api_links_health([self.api], self.config.api_unreachable_threshold)
+        return checks.combine(self.watchdog.check(), loops, api)
+
+    def ready(self) -> Health:
+        """Ready once every source finished its first pass (whatever its result)."""
+        waiting = [s.source.name for s in self.sources if s.last_status is None]
+        if not self._tasks or waiting:
+            return Health(False, f"first sync pass not finished for {', '.join(waiting) or 'any source'}")
+        return Health(True)
 
     def _select(self, name: str | None) -> Sequence[SourceSyncer]:
         return [s for s in self.sources if name is None or s.source.name == name]
@@ -257,7 +290,7 @@ class Syncer:
 
     async def run(self) -> None:
         """Run every source loop and the HTTP server until cancelled."""
-        server = HttpServer(self.metrics, health=self.health, on_sync_git=self.trigger_all,
+        server = HttpServer(self.metrics, health=self.health, ready=self.ready, on_sync_git=self.trigger_all,
                             webhook_token=self._webhook_token)
         server.add_route("POST", "/api/v1/sync", self._serve_sync)
         hook_host, hook_port = self.config.webhook_listen or (None, None)
@@ -266,6 +299,8 @@ class Syncer:
         log.info("syncer listening on %s:%d (triggers on port %s) with %d source(s)", self.config.listen_host,
                  port, server.trigger_port, len(self.sources))
         self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
+        self.watchdog.start()
+        contact = self.api.start()
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)
         loops: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*self._tasks))
@@ -280,8 +315,10 @@ class Syncer:
         finally:
             stop_wait.cancel()
             loops.cancel()
+            contact.cancel()
+            self.watchdog.stop()
             for t in self._tasks:
                 t.cancel()
             # collect every outcome, so nothing is left "never retrieved"
-            await asyncio.gather(loops, stop_wait, *self._tasks, return_exceptions=True)
+            await asyncio.gather(loops, stop_wait, contact, *self._tasks, return_exceptions=True)
             await server.stop()

@@ -31,6 +31,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import MaxRetryError
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,10 @@ class ResourceWatcher:
 
     # ---- the loop ----------------------------------------------------------
     def _touch(self) -> None:
+        if self.failing_since is not None:
+            down = time.monotonic() - self.failing_since
+            log.info("watch of %s reaches the API server again after %.0fs", self.name, down,
+                     extra={"duration_ms": round(down * 1000)})
         self.last_contact = time.monotonic()
         self.failing_since = None
         self.last_error = ""
@@ -249,18 +254,34 @@ class ResourceWatcher:
             except Exception as e:  # noqa: BLE001 - a dropped connection must never end the watch
                 if self._stop.is_set():
                     break
-                backoff = self._failed(f"{type(e).__name__}: {e}", backoff)
+                backoff = self._failed(_describe(e), backoff)
 
     def _failed(self, error: str, backoff: float) -> float:
         if self.failing_since is None:
             self.failing_since = time.monotonic()
         if error != self.last_error:
-            log.warning("watch of %s failed (%s); retrying in %.0fs", self.name, error, backoff)
+            log.warning("watch of %s failed; retrying in %.0fs", self.name, backoff, extra={"error": error})
         else:
-            log.debug("watch of %s failed again (%s); retrying in %.0fs", self.name, error, backoff)
+            log.debug("watch of %s failed again; retrying in %.0fs", self.name, backoff, extra={"error": error})
         self.last_error = error
         self._stop.wait(backoff)
         return min(backoff * 2, MAX_BACKOFF)
+
+
+def _describe(e: Exception) -> str:
+    """A failed request in one line that stays the same while the failure does.
+
+    urllib3's MaxRetryError names the whole URL (with this watch's random
+    timeout) around the real cause; the cause alone is what to say, and
+    saying the same text again is logged at DEBUG only.
+    """
+    if isinstance(e, MaxRetryError) and e.reason is not None:
+        cause = e.reason
+        text = str(cause)
+        if "): " in text and text.startswith(("HTTPConnection(", "HTTPSConnection(")):
+            text = text.split("): ", 1)[1]  # drop the connection's repr
+        return f"cannot reach the API server: {type(cause).__name__}: {text}"
+    return f"{type(e).__name__}: {e}"
 
 
 def collection_path(group: str, version: str, plural: str, namespace: str | None = None) -> str:

@@ -36,11 +36,14 @@ from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, O
 from helm_operator.release.reconciler import Reconciler
 from helm_operator.release.record import Note, Recorder
 from helm_operator.release.tenancy import TenancyPolicy
+from helm_operator.runtime import health
 from helm_operator.runtime.http import Health, HttpServer
+from helm_operator.runtime.logs import fields
 from helm_operator.runtime.metrics import Metrics
 from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime.queueing import Priority, WorkQueue, jittered, run_workers
+from helm_operator.runtime.queuemetrics import WorkQueueMetrics
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class OperatorSettings:
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
     yaml_limits: YamlLimits = DEFAULT_LIMITS  # values, chart files, automation's HelmRelease files
+    api_unreachable_threshold: float = health.DEFAULT_API_THRESHOLD  # /healthz fails after a watch failed so long
+    loop_stall_threshold: float = health.DEFAULT_LOOP_THRESHOLD      # ...or the event loop was blocked so long
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ class Operator:
         # Changes go first; first installs (maybe slow: hooks, --wait) may be capped
         # below --workers so some workers always stay free for changes.
         installs = settings.max_parallel_installs or settings.workers
-        self.queue: WorkQueue[str] = WorkQueue(max_installs=min(installs, settings.workers))
+        self.queue: WorkQueue[str] = WorkQueue(max_installs=min(installs, settings.workers),
+                                               observer=WorkQueueMetrics(self.metrics.registry, "helmrelease"))
         self.charts = ChartFetcher(self.kube, self.helm, settings.cache_dir, settings.git_poll_interval,
                                    settings.git_ssh_command, settings.oci_plain_http, settings.yaml_limits)
         self.store = HelmReleaseStore()
@@ -115,7 +121,9 @@ class Operator:
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
                                      lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents,
                                      shard_labels=shard_label_keys(settings.watch_label_selector))
-        self.http = HttpServer(self.metrics, health=self._health, on_sync_git=self.sync_git,
+        self.watchdog = health.LoopWatchdog(settings.loop_stall_threshold)
+        self.standby: LeaderElector | None = None  # set while this replica waits for the Lease
+        self.http = HttpServer(self.metrics, health=self._health, ready=self._ready, on_sync_git=self.sync_git,
                                webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self._changed, self._seen_at_start,
                                            lambda key: set(self.reconciler.dependants.get(key, ())))
@@ -148,14 +156,15 @@ class Operator:
         if auto is None:
             return None
         registry = RegistryClient(await self._credentials(auto), auto.registry_rate_limit,
-                                  plain_http_hosts=auto.registry_plain_http_hosts)
+                                  plain_http_hosts=auto.registry_plain_http_hosts,
+                                  on_request=self.metrics.automation.registry_request)
         writer = GitWriter(auto.git, self.settings.cache_dir / "automation" / "checkout")
         ns = self.settings.allow_namespace
         self.automator = Automator(
             self._helmreleases, writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,
             default_namespace=auto.default_namespace, yaml_limits=self.settings.yaml_limits.documents,
-            note_status=self._note_automation)
+            note_status=self._note_automation, metrics=self.metrics.automation)
         log.info("image automation on: committing to %s (%s) every %.0fs, registries polled every %.0fs",
                  auto.git.url, auto.git.branch, auto.interval, auto.registry_poll_interval)
         return asyncio.create_task(self.automator.run(self._stopping), name="automation")
@@ -169,8 +178,14 @@ class Operator:
             await self.reconciler.recorder.note(parse_ref(obj), obj, note)
 
     def _health(self) -> Health:
-        dead = [w.name for w in self.watchers if not w.alive]
-        return Health(False, f"watch stopped: {', '.join(dead)}") if dead else Health(True)
+        watches = health.api_links_health(self.watchers, self.settings.api_unreachable_threshold)
+        return health.combine(self.watchdog.check(), watches)
+
+    def _ready(self) -> Health:
+        if self.standby is not None:
+            lease = self.standby.store
+            return health.standby(f"{lease.namespace}/{lease.name}", self.standby.holder)
+        return health.caches_ready(self.watchers)
 
     async def sync_git(self) -> None:
         """Fetch every Git chart source now; enqueue the releases whose chart path got a new commit."""
@@ -208,14 +223,14 @@ class Operator:
         try:
             result = await self.reconciler.reconcile(key)
         except Exception:  # noqa: BLE001 - one bad object must never stop the others
-            log.exception("%s: reconcile failed unexpectedly; retrying with backoff", key)
+            log.exception("reconcile failed unexpectedly; retrying with backoff", extra=fields(object=key))
             delay = self.queue.add_with_backoff(key)
-            log.info("%s: next attempt in %.0fs", key, delay)
+            log.info("next attempt in %.0fs", delay, extra=fields(object=key))
             return
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after, backoff=result.backoff)
             if result.backoff:
-                log.info("%s: next attempt in %.0fs", key, result.requeue_after)
+                log.info("next attempt in %.0fs", result.requeue_after, extra=fields(object=key))
         if not result.backoff or result.requeue_after is None:
             self.queue.forget(key)
         self.metrics.set_queue_length(len(self.queue))
@@ -288,6 +303,7 @@ class Operator:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop_on_signals(self.stop)
+        self.watchdog.start()
         hook_host, hook_port = self.settings.webhook_listen or (None, None)
         port = await self.http.start(self.settings.listen_host, self.settings.listen_port,
                                      trigger_host=hook_host, trigger_port=hook_port)
@@ -300,14 +316,17 @@ class Operator:
                 LeaseStore(self.kube, self.settings.leader_election_namespace, self.settings.leader_election_name),
                 default_identity(), lease_duration=self.settings.lease_duration,
                 renew_interval=max(1.0, self.settings.lease_duration / 3), retry_interval=1.0)
+            self.standby = elector
             acquiring = asyncio.create_task(elector.acquire())
             stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if self._stopping.is_set():
                 acquiring.cancel()
                 await self.http.stop()
+                self.watchdog.stop()
                 return
             stopping.cancel()
+            self.standby = None
             holder = asyncio.create_task(elector.hold())
             asyncio.create_task(self._stop_when(elector.lost))
         self._start_watchers(loop)
@@ -316,8 +335,8 @@ class Operator:
         if not synced:
             log.warning("watch caches not filled after 120s; reconciling with what is known")
         tasks = [
-            asyncio.create_task(run_workers(self.queue, self._handle, self.settings.workers,
-                                            retry_on_error=False), name="workers"),
+            asyncio.create_task(run_workers(self.queue, self.metrics.timed_reconcile(self._handle),
+                                            self.settings.workers, retry_on_error=False), name="workers"),
             asyncio.create_task(self._resync(), name="resync"),
             asyncio.create_task(self._poll_git(), name="git-poll"),
         ]
@@ -346,5 +365,6 @@ class Operator:
             await elector.release()  # the standby starts now, not when the lease would expire
         await self.reconciler.recorder.drain()
         await self.http.stop()
+        self.watchdog.stop()
         await self.charts.close()
         log.info("stopped")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
 from helm_operator.release.observe import HelmReleaseStore, ObjectVersions, ReleaseStorage
 from helm_operator.release.record import Note, Outcome, Recorder
+from helm_operator.runtime.logs import fields, since_ms
 from helm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger("helm_operator.release.reconciler")
@@ -118,18 +120,24 @@ class EngineBase:
         try:
             await self.storage.refresh(hr.target_namespace, hr.release_name)
         except KubeError as e:
-            log.warning("%s: reading release storage failed: %s", hr.key, e)
+            log.warning("reading release storage failed: %s", e, extra=fields(object=hr.key, error=e))
 
     def _as(self, hr: HelmReleaseRef) -> str | None:
         """Who helm acts as for `hr` (tenancy: its ServiceAccount), None for the operator."""
         return tenancy.impersonation(hr, self.lockdown)
 
-    def _log_result(self, hr: HelmReleaseRef, action: str, result: ActionResult) -> None:
+    def _log_result(self, hr: HelmReleaseRef, action: str, result: ActionResult, started: float,
+                    revision: int | None = None) -> None:
+        """One line per helm action: what it did, or why it failed, with its duration."""
+        if result.record is not None:
+            revision = result.record.revision
+        took = fields(object=hr.key, action=action, revision=revision,
+                      duration_ms=since_ms(started, time.monotonic()))
         if result.ok:
-            log.info("%s: %s: %s", hr.key, action, result.message)
+            log.info("%s: %s", action, result.message, extra=took)
         else:
-            log.warning("%s: helm %s failed (%s): %s", hr.key, action,
-                        result.failure.value if result.failure else "error", result.message)
+            kind = result.failure.value if result.failure else "error"
+            log.warning("helm %s failed (%s)", action, kind, extra={**took, "error": result.message})
 
     def _forget(self, key: str) -> None:
         self.settled.pop(key, None)

@@ -19,6 +19,7 @@ from helm_operator.release.base import DONE, Result, log
 from helm_operator.release.gather import GatherMixin
 from helm_operator.release.record import Outcome
 from helm_operator.release.state import retry_delay
+from helm_operator.runtime.logs import fields, since_ms
 
 
 class DeletionMixin(GatherMixin):
@@ -35,11 +36,13 @@ class DeletionMixin(GatherMixin):
         try:
             revisions = await self.storage.refresh(ref.target_namespace, ref.release_name)
         except KubeError as e:
-            log.warning("%s: reading release before uninstall failed: %s", ref.key, e)
+            log.warning("reading release before uninstall failed: %s", e,
+                        extra=fields(object=ref.key, action="uninstall", error=e))
             return Result(retry_delay(1))
         suspended = (obj.get("spec") or {}).get("suspend") is True
         if revisions and suspended:
-            log.warning("%s: deleted while suspended: leaving release %s installed", ref.key, ref.release_name)
+            log.warning("deleted while suspended: leaving release %s installed", ref.release_name,
+                        extra=fields(object=ref.key))
             await self.kube.emit_event(obj, "Normal", "ReleaseLeftInstalled",
                                        f"deleted while suspended (spec.suspend): release {ref.release_name} "
                                        "is left installed")
@@ -47,14 +50,15 @@ class DeletionMixin(GatherMixin):
             owner = await self._foreign_owner(ref, revisions[0])
             refused = None if owner else await self._uninstall_refusal(ref)
             if owner:
-                log.warning("%s: deleted, but release %s belongs to %s: leaving it", ref.key,
-                            ref.release_name, owner)
+                log.warning("deleted, but release %s belongs to %s: leaving it", ref.release_name, owner,
+                            extra=fields(object=ref.key))
             elif refused:
-                log.warning("%s: deleted, but not uninstalling release %s: %s", ref.key, ref.release_name,
-                            refused)
+                log.warning("deleted, but not uninstalling release %s: %s", ref.release_name, refused,
+                            extra=fields(object=ref.key))
             else:
                 started = time.monotonic()
-                log.info("%s: HelmRelease deleted: uninstalling %s", ref.key, ref.release_name)
+                log.info("HelmRelease deleted: uninstalling %s", ref.release_name,
+                         extra=fields(object=ref.key, action="uninstall", revision=revisions[0].revision))
                 timeout = getattr(ref, "timeout", 300)
                 try:
                     timeout = parse(obj, default_git_ref=self.default_git_ref, limits=self.yaml_limits).timeout
@@ -63,19 +67,23 @@ class DeletionMixin(GatherMixin):
                 result = await uninstall(self.helm, self.metrics, ref.release_name, ref.target_namespace, timeout,
                                          self._as(ref))
                 if not result.ok:
-                    log.warning("%s: helm uninstall failed: %s", ref.key, result.message)
+                    log.warning("helm uninstall failed", extra=fields(
+                        object=ref.key, action="uninstall", error=result.message,
+                        duration_ms=since_ms(started, time.monotonic())))
                     await self.recorder.record(ref, obj, Outcome(Phase.FAILED,
                                                                  f"helm uninstall failed: {result.message}"))
                     return Result(retry_delay(1))
-                log.info("%s: uninstalled in %.1fs", ref.key, time.monotonic() - started)
+                log.info("uninstalled in %.1fs", time.monotonic() - started, extra=fields(
+                    object=ref.key, action="uninstall", duration_ms=since_ms(started, time.monotonic())))
         self.metrics.forget_release(ref.target_namespace, ref.release_name)
+        self.metrics.forget_object(ref.namespace, ref.name)
         remaining = [f for f in ref.finalizers if f != FINALIZER]
         try:
             stored = await self.kube.patch_helmrelease_metadata(
                 ref.namespace, ref.name, {"finalizers": remaining, "resourceVersion": ref.resource_version})
             self.store.update(stored)
         except KubeError as e:
-            log.warning("%s: could not remove finalizer: %s", ref.key, e)
+            log.warning("could not remove finalizer: %s", e, extra=fields(object=ref.key, error=e))
             return Result(retry_delay(1))
         self._forget(ref.key)
         return DONE

@@ -23,6 +23,7 @@ from helm_operator.release.driftrules import ignored_paths, relevant
 from helm_operator.release.record import Note
 from helm_operator.release.state import retry_delay
 from helm_operator.runtime.queueing import jittered
+from helm_operator.runtime.logs import fields
 
 
 class DriftMixin(EngineBase):
@@ -59,19 +60,21 @@ class DriftMixin(EngineBase):
                 return DONE
             found = await self.drift.drift(record.manifest, hr.release_name, hr.target_namespace)
         except KubeError as e:
-            log.warning("%s: drift check failed: %s", hr.key, e)
+            log.warning("drift check failed: %s", e, extra=fields(object=hr.key, action="drift-check", error=e))
             return DONE
         drifted = relevant(found, hr.controls.drift.ignore)
         was = (get_condition(hr.status.get("conditions"), DRIFTED) or {}).get("status")
         if not drifted:
-            log.debug("%s: drift check: live objects match revision %d", hr.key, revisions[0].revision)
+            log.debug("drift check: live objects match revision %d", revisions[0].revision,
+                      extra=fields(object=hr.key, action="drift-check", revision=revisions[0].revision))
             if was == "True":
                 await self._note(hr, obj, Note(conditions=((DRIFTED, "False", "NoDrift",
                                                             "live objects match the release"),)))
             return DONE
         summary = "; ".join(str(d) for d in drifted)[:800]
         mode = self._drift_mode(hr)
-        log.warning("%s: objects changed outside Git (drift %s): %s", hr.key, mode.value, summary)
+        log.warning("objects changed outside Git (drift %s): %s", mode.value, summary,
+                    extra=fields(object=hr.key, action="drift-check", revision=revisions[0].revision))
         if mode is not DriftMode.ENABLED:
             await self._note(hr, obj, Note(
                 conditions=((DRIFTED, "True", "DriftDetected", summary),),

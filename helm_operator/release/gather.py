@@ -27,6 +27,7 @@ from helm_operator.release.history import head
 from helm_operator.release.record import IN_PROGRESS, Outcome
 from helm_operator.release.state import Facts, digest_in, retry_delay
 from helm_operator.release.values import ValuesError, compose_values, configuration_digest, referenced_objects
+from helm_operator.runtime.logs import fields
 
 
 class GatherMixin(EngineBase):
@@ -55,7 +56,7 @@ class GatherMixin(EngineBase):
         try:
             chart = await self.charts.fetch(hr)
         except ChartFetchError as e:
-            log.warning("%s: chart fetch failed: %s", hr.key, e)
+            log.warning("chart fetch failed: %s", e, extra=fields(object=hr.key, action="fetch", error=e))
             return await self._failed_before_helm(hr, obj, Outcome(Phase.CHART_FETCH_FAILED, str(e)))
         chart_cond = get_condition(hr.status.get("conditions"), ConditionType.CHART_FETCHED)
         if not chart_cond or chart_cond.get("status") != "True":
@@ -64,7 +65,7 @@ class GatherMixin(EngineBase):
             values = await compose_values(self.kube, hr, chart.path, self.lockdown.external_hosts,
                                           self.yaml_limits)
         except (ValuesError, KubeError) as e:
-            log.warning("%s: values: %s", hr.key, e)
+            log.warning("values: %s", e, extra=fields(object=hr.key, action="compose-values", error=e))
             return await self._failed_before_helm(
                 hr, obj, Outcome(Phase.FAILED, f"could not compose values: {e}"))
         desired = configuration_digest(hr, chart.revision, values)

@@ -17,6 +17,7 @@ from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef, InvalidSp
 from helm_operator.release.base import DONE, SUSPENDED, EngineBase, Result, log
 from helm_operator.release.record import Note, Outcome
 from helm_operator.release.state import Decision, State
+from helm_operator.runtime.logs import fields
 
 
 class HoldsMixin(EngineBase):
@@ -61,11 +62,11 @@ class HoldsMixin(EngineBase):
         self.settled.pop(hr.key, None)
         if d.state is State.SUSPENDED:
             if get_condition(hr.status.get("conditions"), SUSPENDED) is None:
-                log.info("%s: %s", hr.key, d.reason)
+                log.info("%s", d.reason, extra=fields(object=hr.key, action="suspend"))
             await self._note(hr, obj, Note(conditions=((SUSPENDED, "True", "Suspended", d.reason),),
                                            fields={"observedGeneration": hr.generation}))
             return DONE
-        log.info("%s: %s: %s", hr.key, d.state.value, d.reason)
+        log.info("%s: %s", d.state.value, d.reason, extra=fields(object=hr.key))
         await self._note(hr, obj, Note(conditions=((ConditionType.READY, "False", d.state.value, d.reason),),
                                        fields={"observedGeneration": hr.generation}))
         return DONE  # a dependency becoming Ready enqueues this one (watching.HelmReleaseEvents)
@@ -75,7 +76,7 @@ class HoldsMixin(EngineBase):
         conditions = hr.status.get("conditions")
         ready = get_condition(conditions, ConditionType.READY) or {}
         if get_condition(conditions, SUSPENDED) is not None:
-            log.info("%s: resumed", hr.key)
+            log.info("resumed", extra=fields(object=hr.key, action="resume"))
             hr = await self._note(hr, obj, Note(remove=(SUSPENDED,)))
         if ready.get("reason") == State.WAITING.value:
             hr = await self._note(hr, obj, Note(conditions=(
@@ -83,7 +84,7 @@ class HoldsMixin(EngineBase):
         return hr
 
     async def _invalid(self, ref: HelmReleaseRef, obj: dict[str, Any], e: InvalidSpec) -> Result:
-        log.warning("%s: invalid HelmRelease: %s", ref.key, e)
+        log.warning("invalid HelmRelease: %s", e, extra=fields(object=ref.key, error=e))
         self.settled.pop(ref.key, None)
         phase = Phase.CHART_FETCH_FAILED if str(e) == NO_CHART_SOURCE else Phase.FAILED
         ready = get_condition(ref.status.get("conditions"), ConditionType.READY) or {}
@@ -93,7 +94,7 @@ class HoldsMixin(EngineBase):
 
     async def _refused(self, hr: HelmRelease, obj: dict[str, Any], refused: str) -> Result:
         """The tenancy policy refuses this HelmRelease: say why once, act on nothing."""
-        log.warning("%s: refused: %s", hr.key, refused)
+        log.warning("refused: %s", refused, extra=fields(object=hr.key, error=refused))
         self.settled.pop(hr.key, None)
         ready = get_condition(hr.status.get("conditions"), ConditionType.READY) or {}
         if not (hr.status.get("observedGeneration") == hr.generation and ready.get("message") == refused):

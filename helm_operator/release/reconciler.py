@@ -33,6 +33,7 @@ from helm_operator.release.holds import HoldsMixin
 from helm_operator.release.record import Note, Outcome
 from helm_operator.release.state import Action, Decision, Facts, State, determine, precondition, retry_delay
 from helm_operator.release.steps import StepsMixin
+from helm_operator.runtime.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         try:
             ref = parse_ref(obj)
         except InvalidSpec as e:
-            log.warning("%s: invalid HelmRelease metadata: %s", key, e)
+            log.warning("invalid HelmRelease metadata: %s", e, extra=fields(object=key, error=e))
             return DONE
         self.release_keys[(ref.target_namespace, ref.release_name)] = key
         if ref.is_deleting:
@@ -76,7 +77,8 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         if requests.reset and requests.reset != hr.status.get("lastHandledResetAt"):
             hr = await self._note(hr, obj, Note(fields={"failures": 0, "rollbackCount": 0,
                                                         "lastHandledResetAt": requests.reset}))
-            log.info("%s: failure and rollback counters reset (reconcile.fluxcd.io/resetAt)", key)
+            log.info("failure and rollback counters reset (reconcile.fluxcd.io/resetAt)",
+                     extra=fields(object=key, action="reset"))
         manual = bool(requests.reconcile) and requests.reconcile != hr.status.get("lastHandledReconcileAt")
         force = bool(requests.force) and requests.force != hr.status.get("lastHandledForceAt")
         fingerprint = self._fingerprint(hr)
@@ -135,7 +137,8 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
                 await self._refresh(hr)
                 fresh = True
                 continue
-            log.info("%s: %s: %s", hr.key, decision.state.value, decision.reason)
+            log.info("%s: %s", decision.state.value, decision.reason,
+                     extra=fields(object=hr.key, action=decision.action.value))
             if decision.action is Action.NONE:
                 return await self._settle(hr, inputs, facts, decision, acted)
             hr, ok = await self._act(hr, inputs, facts, decision)

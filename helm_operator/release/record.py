@@ -33,6 +33,7 @@ from helm_operator.api.constants import REASON_FAILED, REASON_SYNCED, ConditionT
 from helm_operator.api.helmrelease import HelmReleaseRef
 from helm_operator.kube import Kube, KubeError
 from helm_operator.release.history import Snapshot, history_limit, read_history, with_snapshot
+from helm_operator.runtime.logs import fields
 from helm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,12 @@ class Recorder:
                 if self._on_stored is not None and isinstance(stored, dict):
                     self._on_stored(stored)
             except KubeError as e:
-                log.warning("%s: could not record status %s: %s", hr.key, outcome.phase, e)
+                log.warning("could not record status %s: %s", outcome.phase.value, e,
+                            extra=fields(object=hr.key, error=e))
         for cond in status.get("conditions", []):
             if cond.get("type") != RECONCILING:
-                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"],
+                                           obj=(hr.namespace, hr.name))
         if outcome.event and outcome.phase not in IN_PROGRESS:
             failed = outcome.phase in NOT_READY_PHASES
             self._emit(obj, "Warning" if failed else "Normal", REASON_FAILED if failed else REASON_SYNCED,
@@ -222,10 +225,11 @@ class Recorder:
             if self._on_stored is not None and isinstance(stored, dict):
                 self._on_stored(stored)
         except KubeError as e:
-            log.warning("%s: could not record status: %s", hr.key, e)
+            log.warning("could not record status: %s", e, extra=fields(object=hr.key, error=e))
         for cond in status.get("conditions", []):
             if cond.get("type") in (C.READY, C.RELEASED):
-                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"])
+                self.metrics.set_condition(hr.target_namespace, hr.release_name, cond["type"], cond["status"],
+                                           obj=(hr.namespace, hr.name))
         if note.event is not None:
             self._emit(obj, *note.event)
         return status

@@ -10,6 +10,7 @@ storage (one metadata LIST).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from helm_operator.api.constants import Phase
@@ -32,6 +33,7 @@ class StepsMixin(EngineBase):
                    ) -> tuple[HelmRelease, bool]:
         """Run one action and record its result; returns the HelmRelease as recorded and success."""
         obj = self.store.get(hr.key) or {}
+        started = time.monotonic()
         if d.action in (Action.INSTALL, Action.UPGRADE):
             return await self._deploy(hr, obj, inputs, facts, d.action is Action.INSTALL)
         if d.action is Action.TEST:
@@ -41,7 +43,7 @@ class StepsMixin(EngineBase):
         if d.action is Action.RECOVER:
             if d.target is None:
                 result = await recover(self.helm, self.metrics, hr, None, self._as(hr))
-                self._log_result(hr, "recover", result)
+                self._log_result(hr, "recover", result, started)
                 await self._refresh(hr)
                 if not result.ok:
                     hr = await self._record(hr, obj, Outcome(Phase.FAILED, f"recovering failed: {result.message}"))
@@ -50,7 +52,7 @@ class StepsMixin(EngineBase):
         if d.action is Action.UNINSTALL:
             result = await uninstall(self.helm, self.metrics, hr.release_name, hr.target_namespace, hr.timeout,
                                      self._as(hr))
-            self._log_result(hr, "uninstall", result)
+            self._log_result(hr, "uninstall", result, started)
             if result.ok:
                 self.storage.forget(hr.target_namespace, hr.release_name)
             else:
@@ -71,6 +73,7 @@ class StepsMixin(EngineBase):
             f"running helm {verb} of {hr.release_name} ({hr.chart})",
             attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False)))
         shard = {k: v for k in self.shard_labels if (v := hr.labels.get(k))}
+        started = time.monotonic()
         req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
                             (newest.revision if newest else 0) + 1, install, self._as(hr), shard)
         try:
@@ -79,7 +82,7 @@ class StepsMixin(EngineBase):
             writing.cancel()
             raise
         hr = await writing
-        self._log_result(hr, verb, result)
+        self._log_result(hr, verb, result, started, None if result.ok else req.next_revision)
         if result.ok and result.record is not None and result.record.revision == req.next_revision:
             self.storage.observed(hr.target_namespace, hr.release_name, RevisionMeta(
                 revision=result.record.revision, status=result.record.status,
@@ -124,8 +127,9 @@ class StepsMixin(EngineBase):
         assert newest is not None
         hr = await self._record(hr, obj, Outcome(Phase.TESTING, f"running helm test of {hr.release_name}",
                                                  event=False))
+        started = time.monotonic()
         result = await run_tests(self.helm, self.metrics, hr, self._as(hr))
-        self._log_result(hr, "test", result)
+        self._log_result(hr, "test", result, started, newest.revision)
         last = head(hr.status)
         action = last.action if last and last.revision == newest.revision else "upgrade"
         snapshot = Snapshot(revision=newest.revision, action=action, status=newest.status,
@@ -143,11 +147,12 @@ class StepsMixin(EngineBase):
     async def _rollback(self, hr: HelmRelease, obj: dict[str, Any], d: Decision,
                         action: str) -> tuple[HelmRelease, bool]:
         hr = await self._record(hr, obj, Outcome(Phase.ROLLING_BACK, d.reason, event=False))
+        started = time.monotonic()
         if d.action is Action.RECOVER:  # unlock: helm's defaults (no wait), also when finishing a rollback
             result = await recover(self.helm, self.metrics, hr, d.target, self._as(hr))
         else:
             result = await roll_back(self.helm, self.metrics, hr, d.target, self._as(hr))
-        self._log_result(hr, action, result)
+        self._log_result(hr, action, result, started, d.target)
         if not result.ok:
             before = self.storage.revisions(hr.target_namespace, hr.release_name)
             after = await self.storage.refresh(hr.target_namespace, hr.release_name)

@@ -3,8 +3,10 @@
 Routes (COMPAT section 1):
 
 - ``GET /metrics``: the metrics in the Prometheus text format;
-- ``GET /healthz``: 200 ``ok`` while the role's health check passes, else 503
-  with a short reason;
+- ``GET /healthz``: 200 ``ok`` while the role's health check passes (live:
+  restarting would not help), else 503 with a short reason;
+- ``GET /readyz``: the same for the role's readiness check (caches filled,
+  leading; see `runtime.health`); without one it answers as ``/healthz``;
 - ``POST /api/v1/sync-git``: awaits the role's `on_sync_git` callback and
   answers ``{"status": "triggered"}``; 501 when the role has no callback.
 
@@ -17,7 +19,7 @@ request carries ``Authorization: Bearer <token>``, compared in constant time
 and scrapers. `start` can put the triggers on a second address of their own
 (``--webhook-listen``), so that the metrics port and the webhook port can
 be exposed and firewalled separately; the trigger address also answers
-``/healthz``.
+``/healthz`` and ``/readyz``.
 
 What this module does NOT do: it decides nothing about health (the role
 passes a check), does not sync Git itself (the role passes a callback), and
@@ -101,18 +103,21 @@ class HttpServer:
         metrics: MetricsSource | None = None,
         *,
         health: HealthCheck | None = None,
+        ready: HealthCheck | None = None,
         on_sync_git: SyncGitCallback | None = None,
         shutdown_timeout: float = 5.0,
         webhook_token: str | None = None,
     ) -> None:
         self._metrics = metrics
         self._health = health
+        self._ready = ready
         self._on_sync_git = on_sync_git
         self._shutdown_timeout = shutdown_timeout
         self._expected = f"Bearer {webhook_token}".encode() if webhook_token else None
         self._routes: list[tuple[str, str, RouteHandler]] = [
             ("GET", "/metrics", self._serve_metrics),
             ("GET", "/healthz", self._serve_healthz),
+            ("GET", "/readyz", self._serve_readyz),
             ("POST", "/api/v1/sync-git", self._serve_sync_git),
         ]
         self._runners: list[web.AppRunner] = []
@@ -164,7 +169,7 @@ class HttpServer:
     def _app(self, *, reads: bool, triggers: bool) -> web.Application:
         app = web.Application()
         for method, path, handler in self._routes:
-            if method == "GET" and (reads or path == "/healthz"):
+            if method == "GET" and (reads or path in ("/healthz", "/readyz")):
                 app.router.add_route(method, path, handler)
             elif method != "GET" and triggers:
                 app.router.add_route(method, path, self._guarded(handler))
@@ -210,10 +215,12 @@ class HttpServer:
         )
 
     async def _serve_healthz(self, request: web.Request) -> web.Response:
-        health = check_health(self._health)
-        if health.ok:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text=f"{health.reason}\n")
+        return _answer(check_health(self._health))
+
+    async def _serve_readyz(self, request: web.Request) -> web.Response:
+        if self._ready is None:
+            return await self._serve_healthz(request)
+        return _answer(check_health(self._ready))
 
     async def _serve_sync_git(self, request: web.Request) -> web.Response:
         if self._on_sync_git is None:
@@ -226,6 +233,12 @@ class HttpServer:
             log.exception("sync-git request failed")
             return web.json_response({"status": "error", "error": str(exc)}, status=500)
         return web.json_response({"status": "triggered"})
+
+
+def _answer(health: Health) -> web.Response:
+    if health.ok:
+        return web.Response(text="ok\n")
+    return web.Response(status=503, text=f"{health.reason}\n")
 
 
 def check_health(health: HealthCheck | None) -> Health:

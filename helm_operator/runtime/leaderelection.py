@@ -54,6 +54,7 @@ class LeaderElector:
         self.renew_interval = renew_interval
         self.retry_interval = retry_interval
         self.lost = asyncio.Event()
+        self.holder: str | None = None  # who held the Lease when last read (readiness says so)
         self._last_renew = 0.0
 
     def _spec(self, acquire_time: str, transitions: int) -> dict:
@@ -70,6 +71,7 @@ class LeaderElector:
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
         transitions = int(spec.get("leaseTransitions") or 0)
+        self.holder = holder
         if holder == self.identity:
             await self.store.update(lease["metadata"]["resourceVersion"],
                                     self._spec(spec.get("acquireTime") or _fmt(_now()), transitions))

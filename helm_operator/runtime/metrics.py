@@ -1,10 +1,15 @@
-"""Prometheus metrics with the Flux v1 Helm Operator names.
+"""Prometheus metrics of the release operator: the Flux v1 Helm Operator
+names, the Flux v2 (``gotk_*``) reconcile metrics, helm action durations and
+image automation.
 
 Place in the flow: the release reconcile records what it did here (action
 durations, condition statuses, release count), the queue's length is copied
-in, and `http` serves `render()` at ``/metrics``. Each `Metrics` owns its own
-`CollectorRegistry`, so tests can make several and other roles (the manifest
-syncer) can register their own collectors on `Metrics.registry`.
+in, the workers time each reconcile (`timed_reconcile`), image automation
+calls the `AutomationMetrics` hooks, and `http` serves `render()` at
+``/metrics``. Each `Metrics` owns its own `CollectorRegistry`, so tests can
+make several and other roles (the manifest syncer) can register their own
+collectors on `Metrics.registry`. The work queue's metrics are in
+`runtime.queuemetrics`.
 
 Names, labels and values (COMPAT section 1):
 
@@ -14,6 +19,26 @@ Names, labels and values (COMPAT section 1):
   ``{action, success, target_namespace, release_name}``, success ``true``/``false``
 - ``flux_helm_operator_release_condition_info`` gauge
   ``{target_namespace, release_name, condition}``: -1 False, 0 Unknown, 1 True
+
+Flux v2 compatible (the names and labels of Flux's controllers, so their
+dashboards and alerts work), per HelmRelease (``kind="HelmRelease"``):
+
+- ``gotk_reconcile_duration_seconds{kind, name, namespace}`` histogram of reconciles
+- ``gotk_reconcile_condition{kind, name, namespace, type, status}`` gauge: 1 for
+  the condition's current status (``True``/``False``/``Unknown``), 0 for the
+  other two; the series go when the HelmRelease is deleted
+
+Ours:
+
+- ``helm_operator_helm_action_duration_seconds{action, result}`` histogram of
+  helm calls; result ``success`` or the failure kind (``timeout``,
+  ``rejected``, ``renderfailed``, ``hookfailed``, ``failed``)
+- ``helm_operator_automation_image_scans_total{result}``,
+  ``helm_operator_automation_registry_requests_total{registry, code}`` (code:
+  the HTTP status, or ``error`` when the registry could not be reached),
+  ``helm_operator_automation_commits_total{result}``,
+  ``helm_operator_automation_updates_total`` (image tags committed),
+  ``helm_operator_automation_last_scan_timestamp_seconds``
 
 What this module does NOT do: it does not decide when to record, does not
 read the cluster, and serves nothing over HTTP.
@@ -27,10 +52,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -45,6 +70,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )
 
 CONDITION_VALUES: dict[str, float] = {"False": -1.0, "Unknown": 0.0, "True": 1.0}
+KIND = "HelmRelease"  # the `kind` label of the gotk_* metrics
 
 
 class Action(StrEnum):
@@ -96,9 +122,21 @@ class Metrics:
             ["target_namespace", "release_name", "condition"],
             registry=self.registry,
         )
+        self.reconcile_duration = Histogram(
+            "gotk_reconcile_duration_seconds", "The duration in seconds of a HelmRelease reconciliation.",
+            ["kind", "name", "namespace"], buckets=DURATION_BUCKETS, registry=self.registry)
+        self.reconcile_condition = Gauge(
+            "gotk_reconcile_condition", "The current condition status of a HelmRelease reconciliation.",
+            ["kind", "name", "namespace", "type", "status"], registry=self.registry)
+        self.helm_action_duration = Histogram(
+            "helm_operator_helm_action_duration_seconds",
+            "Duration of helm calls by action and result (success, or the kind of failure).",
+            ["action", "result"], buckets=DURATION_BUCKETS, registry=self.registry)
+        self.automation = AutomationMetrics(self.registry)
         # Label sets written per release, so forget_release can remove them.
         self._action_labels: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._conditions: dict[tuple[str, str], set[str]] = {}
+        self._object_conditions: dict[tuple[str, str], set[str]] = {}
 
     def observe_action(
         self,
@@ -129,22 +167,58 @@ class Metrics:
         started = time.perf_counter()
         try:
             yield timing
-        except Exception:
+        except Exception as e:
             timing.success = False
-            self._observe_since(action, timing, target_namespace, release_name, started)
+            self._observe_since(action, timing, target_namespace, release_name, started, failure_of(e))
             raise
         self._observe_since(action, timing, target_namespace, release_name, started)
 
     def set_condition(
-        self, target_namespace: str, release_name: str, condition: str, status: str
+        self, target_namespace: str, release_name: str, condition: str, status: str,
+        obj: tuple[str, str] | None = None,
     ) -> None:
-        """Set a condition gauge from its status string ``True``/``False``/``Unknown``."""
+        """Set a condition gauge from its status string ``True``/``False``/``Unknown``.
+
+        With `obj`, the HelmRelease's (namespace, name), also the Flux v2 gauge.
+        """
         try:
             value = CONDITION_VALUES[status]
         except KeyError:
             raise ValueError(f"condition status must be True, False or Unknown, got {status!r}") from None
         self.condition_info.labels(target_namespace, release_name, condition).set(value)
         self._conditions.setdefault((target_namespace, release_name), set()).add(condition)
+        if obj is not None:
+            namespace, name = obj
+            for each in CONDITION_VALUES:
+                self.reconcile_condition.labels(KIND, name, namespace, condition, each).set(
+                    1.0 if each == status else 0.0)
+            self._object_conditions.setdefault(obj, set()).add(condition)
+
+    def observe_reconcile(self, namespace: str, name: str, seconds: float) -> None:
+        self.reconcile_duration.labels(KIND, name, namespace).observe(seconds)
+
+    def timed_reconcile(self, handler: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+        """`handler` of a ``namespace/name`` key, recording each call in gotk_reconcile_duration_seconds."""
+
+        async def timed(key: str) -> None:
+            started = time.perf_counter()
+            try:
+                await handler(key)
+            finally:
+                namespace, _, name = key.partition("/")
+                self.observe_reconcile(namespace, name, time.perf_counter() - started)
+
+        return timed
+
+    def forget_object(self, namespace: str, name: str) -> None:
+        """Remove the gotk_* series of a deleted HelmRelease."""
+        for condition in self._object_conditions.pop((namespace, name), set()):
+            for each in CONDITION_VALUES:
+                self.reconcile_condition.remove(KIND, name, namespace, condition, each)
+        try:
+            self.reconcile_duration.remove(KIND, name, namespace)
+        except KeyError:
+            pass
 
     def forget_release(self, target_namespace: str, release_name: str) -> None:
         """Remove every label set recorded for a release (after it is deleted)."""
@@ -175,9 +249,47 @@ class Metrics:
         target_namespace: str,
         release_name: str,
         started: float,
+        failure: str = "failed",
     ) -> None:
         elapsed = time.perf_counter() - started
         self.observe_action(action, timing.success, target_namespace, release_name, elapsed)
+        self.helm_action_duration.labels(str(action), "success" if timing.success else failure).observe(elapsed)
+
+
+def failure_of(error: BaseException) -> str:
+    """The `result` label of a failed helm call: its failure kind (`helm.HelmError.kind`), lower-case."""
+    kind = getattr(error, "kind", None)
+    return str(kind).lower() if kind else "failed"
+
+
+class AutomationMetrics:
+    """The hooks image automation calls (`automation.automator`, `automation.registry`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.scans = Counter("helm_operator_automation_image_scans",
+                             "Image repositories scanned for tags, by result.", ["result"], registry=registry)
+        self.requests = Counter("helm_operator_automation_registry_requests",
+                                "Requests to container registries by registry host and HTTP status code "
+                                "(error: the registry could not be reached).", ["registry", "code"],
+                                registry=registry)
+        self.commits = Counter("helm_operator_automation_commits",
+                               "Automation commits pushed to Git, by result.", ["result"], registry=registry)
+        self.updates = Counter("helm_operator_automation_updates",
+                               "Image tag updates committed to Git.", registry=registry)
+        self.last_scan = Gauge("helm_operator_automation_last_scan_timestamp_seconds",
+                               "Unix time of the last registry scan.", registry=registry)
+
+    def registry_request(self, registry: str, code: int | str) -> None:
+        self.requests.labels(registry, str(code)).inc()
+
+    def scanned(self, ok: bool) -> None:
+        self.scans.labels("success" if ok else "failure").inc()
+        self.last_scan.set_to_current_time()
+
+    def committed(self, ok: bool, updates: int = 0) -> None:
+        self.commits.labels("success" if ok else "failure").inc()
+        if ok:
+            self.updates.inc(updates)
 
 
 class WatchStats(Protocol):

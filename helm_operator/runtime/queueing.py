@@ -23,6 +23,9 @@ workqueue:
   leaves a key alone while it waits on a failure backoff (`add_after(...,
   backoff=True)`), so only its timer or a real change brings it back.
 
+A `QueueObserver` (`runtime.queuemetrics` for Prometheus) hears of every
+add, the depth, how long each key waited and was worked on, and retries.
+
 What this module does NOT do: it does not watch the cluster, does not know
 what a key means, and never decides on its own when to forget a key's
 failures (the handler calls `forget` after a success). It runs on one asyncio
@@ -34,15 +37,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+
+class QueueObserver(Protocol):
+    """Hears what happens in a `WorkQueue` (metrics); every call is cheap and never raises."""
+
+    def added(self) -> None: ...
+    def depth_is(self, depth: int) -> None: ...
+    def taken(self, waited: float) -> None: ...
+    def finished(self, worked: float) -> None: ...
+    def retried(self) -> None: ...
+    def track_oldest(self, oldest: Callable[[], float | None]) -> None: ...
 
 
 class QueueShutDown(Exception):
@@ -89,9 +104,15 @@ class Priority(IntEnum):
 class WorkQueue(Generic[K]):
     """An asyncio work queue of keys with client-go workqueue semantics, and priorities."""
 
-    def __init__(self, backoff: BackoffPolicy | None = None, *, max_installs: int | None = None) -> None:
+    def __init__(self, backoff: BackoffPolicy | None = None, *, max_installs: int | None = None,
+                 observer: QueueObserver | None = None) -> None:
         self._backoff = backoff or BackoffPolicy()
         self._max_installs = max_installs
+        self._observer = observer
+        self._queued_at: dict[K, float] = {}   # time.monotonic() a waiting key was queued
+        self._started_at: dict[K, float] = {}  # ...a key being processed was taken
+        if observer is not None:
+            observer.track_oldest(lambda: min(self._started_at.values(), default=None))
         self._ready: dict[Priority, deque[K]] = {p: deque() for p in Priority}
         self._queued: dict[K, Priority] = {}      # keys waiting, with the priority they wait at
         # Keys that need processing: waiting, or being processed and to be
@@ -101,10 +122,8 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, tuple[asyncio.TimerHandle, Priority]] = {}
         self._backing_off: set[K] = set()  # keys whose pending timer is a failure backoff
         self._failures: dict[K, int] = {}
-        self._added_at: dict[K, float] = {}  # when a waiting key was queued (latency metric)
         self._wakeup = asyncio.Event()
         self._shut_down = False
-        self.on_get: Callable[[K, Priority, float], None] | None = None  # (key, priority, seconds waited)
 
     def __len__(self) -> int:
         """Number of keys waiting to be processed now (the queue-length metric)."""
@@ -130,6 +149,8 @@ class WorkQueue(Generic[K]):
         if held is not None and held <= priority:
             return
         self._dirty[key] = priority
+        if self._observer is not None:
+            self._observer.added()
         if key not in self._processing:
             self._push(key, priority)
 
@@ -183,6 +204,8 @@ class WorkQueue(Generic[K]):
         """Count a failure of `key`, queue it after its backoff delay; return the delay."""
         delay = self.backoff_delay(key)
         self.add_after(key, delay, backoff=True)
+        if self._observer is not None:
+            self._observer.retried()
         return delay
 
     def _installs_running(self) -> int:
@@ -217,14 +240,19 @@ class WorkQueue(Generic[K]):
         del self._queued[key]
         self._dirty.pop(key, None)
         self._processing[key] = priority
-        waited = asyncio.get_running_loop().time() - self._added_at.pop(key, 0.0)
-        if self.on_get is not None:
-            self.on_get(key, priority, waited)
+        now = time.monotonic()
+        self._started_at[key] = now
+        if self._observer is not None:
+            self._observer.taken(now - self._queued_at.pop(key, now))
+            self._observer.depth_is(len(self._queued))
         return key
 
     def done(self, key: K) -> None:
         """Mark `key` processed; queue it again if it was added meanwhile."""
         self._processing.pop(key, None)
+        started = self._started_at.pop(key, None)
+        if self._observer is not None and started is not None:
+            self._observer.finished(time.monotonic() - started)
         again = self._dirty.get(key)
         if again is not None and not self._shut_down:
             self._push(key, again)
@@ -244,7 +272,10 @@ class WorkQueue(Generic[K]):
             ready.clear()
         self._queued.clear()
         self._dirty.clear()
+        self._queued_at.clear()
         self._wakeup.set()
+        if self._observer is not None:
+            self._observer.depth_is(0)
 
     def backoff_delay(self, key: K) -> float:
         """Count one more failure of `key` and return the delay before retrying it."""
@@ -265,10 +296,12 @@ class WorkQueue(Generic[K]):
         if held is not None and held <= priority:
             return
         if held is None:
-            self._added_at[key] = asyncio.get_running_loop().time()
+            self._queued_at[key] = time.monotonic()
         self._queued[key] = priority
         self._ready[priority].append(key)
         self._wakeup.set()
+        if self._observer is not None:
+            self._observer.depth_is(len(self._queued))
 
     def _fire(self, key: K) -> None:
         _, priority = self._timers.pop(key)

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Builds the local test cluster's binaries (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl, kwok, helm) from the pinned
-# Go modules in gomod/ through the Go module proxy.
+# Go modules in gomod/ through the Go module proxy, as recipe.sh says.
 #
 # Output: $HELM_OPERATOR_CACHE/cluster/<key>/bin, where <key> hashes the pinned
-# versions and wrapper modules, so a version bump builds into a new folder and
-# an unchanged pin reuses the old one. Each binary is written under a temporary
-# name and renamed when complete; a folder is only used once its `.complete`
-# stamp exists, so an interrupted build is detected and redone (Go's own build
-# cache keeps finished packages, so the redo is quick).
+# versions, the wrapper modules and recipe.sh, so a version bump builds into a
+# new folder and an unchanged pin reuses the old one. Each binary is written
+# under a temporary name and renamed when complete; a folder is only used once
+# its `.complete` stamp exists, so an interrupted build is detected and redone
+# (Go's own build cache keeps finished packages, so the redo is quick).
+#
+# Concurrent builds of one key take turns on a lock. The one waiting says who
+# holds it (pid, command, since when), how long it has waited, and the
+# holder's last progress line, every $HELM_OPERATOR_BUILD_REPORT seconds
+# (default 30); a long `go build` says it is still running as often.
 #
 # Prints the bin folder on the last line of stdout; progress goes to stderr.
 set -euo pipefail
@@ -18,11 +23,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/versions.env"
 
 cache_root=${HELM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/helm-operator}
-key=$(cat "$here/versions.env" "$here"/gomod/*/go.mod "$here"/gomod/*/go.sum "$here/build.sh" | sha256sum | cut -c1-16)
+key=$(cat "$here/versions.env" "$here"/gomod/*/go.mod "$here"/gomod/*/go.sum "$here/recipe.sh" | sha256sum | cut -c1-16)
 out="$cache_root/cluster/$key"
 bin="$out/bin"
+report_every=${HELM_OPERATOR_BUILD_REPORT:-30}
+progress=""  # the holder's progress file, once this process holds the lock
 
-log() { printf '[cluster-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+log() {
+  local line
+  line=$(printf '[cluster-build %s] %s' "$(date +%H:%M:%S)" "$*")
+  printf '%s\n' "$line" >&2
+  if [[ -n $progress ]]; then printf '%s\n' "$line" >>"$progress"; fi
+}
 
 if [[ -f "$out/.complete" ]]; then
   log "up to date: $bin"
@@ -32,51 +44,63 @@ fi
 
 command -v go >/dev/null || { log "go is not installed: install Go >= 1.26 first"; exit 1; }
 mkdir -p "$bin"
-# Serialise concurrent builds (e.g. two test runs) on the same key.
-exec 9>"$out/.lock"
-flock 9
-if [[ -f "$out/.complete" ]]; then echo "$bin"; exit 0; fi
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
-build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-kmajor=$(echo "${KUBERNETES_VERSION#v}" | cut -d. -f1)
-kminor=$(echo "${KUBERNETES_VERSION#v}" | cut -d. -f2)
-kube_ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  kube_ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$kmajor -X $pkg.gitMinor=$kminor"
-  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date -X $pkg.gitCommit=0000000000000000000000000000000000000000"
-done
+# holder: who holds the lock, from the file the holder writes once it has it.
+holder() {
+  local info pid
+  info=$(cat "$out/.lock.holder" 2>/dev/null || true)
+  pid=${info%% *}
+  if [[ -z $info ]]; then echo "another build (it has not said who yet)"
+  elif [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then echo "pid $pid, which has just ended"
+  else echo "pid $info"
+  fi
+}
 
-# build NAME MODULE_DIR PACKAGE LDFLAGS
+# Serialise concurrent builds (e.g. two test runs) on the same key, saying so.
+exec 9>>"$out/.lock"
+if ! flock -n 9; then
+  wait_start=$SECONDS
+  log "waiting for the build lock $out/.lock, held by $(holder)"
+  while ! flock -w "$report_every" 9; do
+    last=$(tail -n 1 "$out/.progress" 2>/dev/null || true)
+    log "still waiting for the build lock after $((SECONDS - wait_start))s; held by $(holder)${last:+; its last step: ${last#*] }}"
+  done
+  log "got the build lock after $((SECONDS - wait_start))s"
+fi
+if [[ -f "$out/.complete" ]]; then log "built meanwhile by the other build: $bin"; echo "$bin"; exit 0; fi
+printf '%s (%s) since %s\n' "$$" "$(tr '\0' ' ' </proc/$PPID/cmdline 2>/dev/null | cut -c1-100 || echo '?')" \
+  "$(date +%H:%M:%S)" >"$out/.lock.holder"
+progress="$out/.progress"
+: >"$progress"
+
+# shellcheck source=recipe.sh
+source "$here/recipe.sh"
+
+# build NAME DIR PKG LDFLAGS: build_one in the background, saying every
+# $report_every seconds that it still runs (a cold kube-apiserver takes minutes).
 build() {
   local name=$1 dir=$2 pkg=$3 ldflags=$4
   if [[ -x "$bin/$name" ]]; then log "$name: already built"; return; fi
-  local start=$SECONDS
+  local start=$SECONDS next=$((SECONDS + report_every)) pid
   log "$name: building $pkg (cold builds take minutes; Go caches packages between runs)"
-  (cd "$here/gomod/$dir" && go build -trimpath -ldflags "$ldflags" -o "$bin/.$name.tmp" "$pkg")
+  build_one "$name" "$dir" "$pkg" "$ldflags" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS >= next)); then log "$name: still building after $((SECONDS - start))s"; next=$((SECONDS + report_every)); fi
+  done
+  wait "$pid"
   mv "$bin/.$name.tmp" "$bin/$name"
   log "$name: done in $((SECONDS - start))s"
 }
 
 total=$SECONDS
-build helm helm helm.sh/helm/v4/cmd/helm "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
-build etcd etcd go.etcd.io/etcd/server/v3 "-s -w"
-build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-s -w"
-build kubectl kubernetes k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
-build kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
-build kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
-build kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
-
-# kwok's default stages ship inside its module; keep a copy beside the binaries
-# so the launcher does not depend on the module cache at run time.
-stages="$out/kwok-stages"
-mkdir -p "$stages"
-moddir=$(cd "$here/gomod/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-         pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
-  cp "$moddir/kustomize/stage/$f" "$stages/$(basename "$f")"
+mapfile -t targets < <(recipe_targets)
+for target in "${targets[@]}"; do
+  read -r name dir pkg flags <<<"$target"
+  build "$name" "$dir" "$pkg" "${!flags}"
 done
-chmod u+w "$stages"/*
+copy_kwok_stages "$out/kwok-stages"
 
 "$bin/helm" version --short >&2
 "$bin/kube-apiserver" --version >&2

@@ -8,6 +8,11 @@ manager: leaving it (normally, on Ctrl-C, or on a test failure) stops exactly
 the processes it started, and each child is also told to die with its parent
 (PR_SET_PDEATHSIG) so a killed launcher leaves nothing behind.
 
+`stop_apiserver` and `start_apiserver` take kube-apiserver away and bring
+it back on the same port, with the same certificates and etcd, so a test can
+watch clients lose the API server and find it again (`apiserver_stopped()`
+does both around a block).
+
 Opt-in: `audit_log=<path>` makes kube-apiserver write an audit log there
 (JSON lines, one event per request at Metadata level: verb, URI, user agent,
 timestamps; never request or response bodies), so a benchmark can count the
@@ -31,6 +36,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,17 +75,39 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Where `ensure_binaries` sends build.sh's progress lines, as they come. The
+# pytest session (tests/conftest.py) replaces it with one that gets past
+# pytest's output capture, so a long build (or a wait on another build's
+# lock) shows instead of looking like a hung test.
+progress: Callable[[str], None] = _to_stderr
+_built: Path | None = None
+
+
 def ensure_binaries() -> Path:
-    """Build the binaries if missing (progress on stderr) and return their folder."""
-    proc = subprocess.run(
-        ["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, stderr=None, text=True
-    )
-    if proc.returncode != 0:
+    """Build the binaries if missing and return their folder; build.sh's progress goes to `progress`."""
+    global _built
+    if _built is not None:
+        return _built
+    proc = subprocess.Popen(["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stderr:  # one line at a time, while the build runs
+        progress(line.rstrip("\n"))
+        tail = [*tail[-19:], line.rstrip("\n")]
+    stdout = proc.stdout.read()
+    if proc.wait() != 0:
+        last = "\n".join(tail)
         raise ClusterError(
-            f"building the local cluster binaries failed (exit {proc.returncode}); "
-            "the build log is above; fix it and run tests/cluster/build.sh again"
+            f"building the local cluster binaries failed (exit {proc.returncode}); its last lines:\n{last}\n"
+            "fix it and run tests/cluster/build.sh again"
         )
-    return Path(proc.stdout.strip().splitlines()[-1])
+    _built = Path(stdout.strip().splitlines()[-1])
+    return _built
 
 
 def free_port() -> int:
@@ -110,6 +139,7 @@ class LocalCluster:
     procs: list[_Proc] = field(default_factory=list)
     api_port: int = 0
     audit_log: Path | None = None  # opt-in: kube-apiserver's audit log (AUDIT_POLICY) goes here
+    _apiserver_argv: list[str] = field(default_factory=list)
 
     # ---- public surface -------------------------------------------------
     @property
@@ -177,7 +207,7 @@ class LocalCluster:
             "--unsafe-no-fsync",
             "--log-level=warn",
         ])
-        self._spawn("kube-apiserver", [
+        self._apiserver_argv = [
             self.binary("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1",
@@ -195,7 +225,8 @@ class LocalCluster:
             "--allow-privileged=true",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             *self._audit_flags(),
-        ])
+        ]
+        self._spawn("kube-apiserver", self._apiserver_argv)
         self._wait_for_api(deadline=started + timeout)
         self._spawn("kube-controller-manager", [
             self.binary("kube-controller-manager"),
@@ -357,6 +388,36 @@ class LocalCluster:
     def _default_service_account(self) -> bool:
         self.api_get("/api/v1/namespaces/default/serviceaccounts/default")
         return True
+
+    # ---- the API server away and back ----------------------------------------
+    def stop_apiserver(self, grace: float = 10.0) -> None:
+        """Stop kube-apiserver only; etcd and the other components keep running."""
+        for p in [p for p in self.procs if p.name == "kube-apiserver"]:
+            p.popen.terminate()
+            try:
+                p.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+            self.procs.remove(p)
+        self._say("stopped kube-apiserver")
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again on the same port (after `stop_apiserver`) and wait for /readyz."""
+        if any(p.name == "kube-apiserver" for p in self.procs):
+            return
+        deadline = time.monotonic() + timeout
+        self._spawn("kube-apiserver", self._apiserver_argv)
+        self._wait_for_api(deadline=deadline)
+
+    @contextmanager
+    def apiserver_stopped(self) -> Iterator[None]:
+        """kube-apiserver is down inside the block and up again after it, whatever the block did."""
+        self.stop_apiserver()
+        try:
+            yield
+        finally:
+            self.start_apiserver()
 
     # ---- stop -------------------------------------------------------------
     def stop(self, grace: float = 10.0) -> None:

@@ -173,8 +173,8 @@ def test_defaults_render_the_operator_alone_with_least_privilege() -> None:
     assert (args.workers, args.log_format, args.allow_namespace) == (4, "text", None)
     assert str(args.cache_dir).startswith("/var/cache/helm-operator")
     assert "--leader-elect" not in operator["args"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "http-operator"}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert operator[probe]["httpGet"] == {"path": path, "port": "http-operator"}
     assert operator["ports"] == [{"name": "http-operator", "containerPort": 3030, "protocol": "TCP"}]
     sc = operator["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
@@ -249,8 +249,8 @@ def test_ssh_source_runs_the_syncer_with_the_key_and_known_hosts(tmp_path: Path)
     assert args.listen_port == 3031 and str(args.workdir).startswith("/var/cache/helm-operator")
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} \
         in syncer["env"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert syncer[probe]["httpGet"] == {"path": "/healthz", "port": "http-syncer"}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert syncer[probe]["httpGet"] == {"path": path, "port": "http-syncer"}
 
     # The sources file is what the syncer's own loader accepts.
     sources_cm = one(docs, "ConfigMap", f"{NAME}-sync")
@@ -467,7 +467,7 @@ def test_the_webhook_token_is_generated_mounted_and_required_by_default() -> Non
         mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-token")
         assert mount == {"name": "webhook-token", "mountPath": "/etc/helm-operator/webhook", "readOnly": True}
         for probe in ("livenessProbe", "readinessProbe"):
-            assert container[probe]["httpGet"]["path"] == "/healthz", "probes need no token"
+            assert container[probe]["httpGet"]["path"] in ("/healthz", "/readyz"), "probes need no token"
 
 
 def test_an_existing_token_secret_is_used_instead_of_generating_one() -> None:

@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Self
@@ -102,10 +102,12 @@ class RegistryClient:
         max_retry_after: float = 60.0,
         timeout_seconds: float = 30.0,
         concurrency: int = 8,
+        on_request: Callable[[str, int | str], None] | None = None,  # metrics: (registry host, status)
     ) -> None:
         self.transport = Transport(credentials or CredentialStore(), rate_limit_per_second, plain_http_hosts,
                                    attempts=attempts, backoff_seconds=backoff_seconds,
-                                   max_retry_after=max_retry_after, timeout_seconds=timeout_seconds)
+                                   max_retry_after=max_retry_after, timeout_seconds=timeout_seconds,
+                                   on_request=on_request)
         self.cache = cache if cache is not None else MetadataCache()
         self.page_size = page_size
         self._concurrency = asyncio.Semaphore(concurrency)

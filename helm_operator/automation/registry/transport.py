@@ -29,7 +29,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -115,7 +115,9 @@ class Transport(SessionOwner):
     def __init__(self, credentials: CredentialStore, rate_limit_per_second: float = 10,
                  plain_http_hosts: Iterable[str] = frozenset(), *, attempts: int = 5,
                  backoff_seconds: float = 0.5, max_retry_after: float = 60.0,
-                 timeout_seconds: float = 30.0) -> None:
+                 timeout_seconds: float = 30.0,
+                 on_request: Callable[[str, int | str], None] | None = None) -> None:
+        self.on_request = on_request or (lambda host, code: None)  # (registry host, HTTP status or "error")
         self.credentials = credentials
         self.plain_http_hosts = frozenset(plain_http_hosts)
         self.requests: Counter[str] = Counter()
@@ -168,6 +170,7 @@ class Transport(SessionOwner):
             raise cls(operation, image, f"HTTP {e.status} from {host} after {self._attempts} attempts",
                       "the registry is throttling or overloaded; it will be tried again at the next scan") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self.on_request(host, "error")
             raise RegistryUnavailable(operation, image, f"cannot reach {host}: {type(e).__name__}: {e}",
                                       "check the registry address, the network and plain-HTTP settings") from e
         raise AssertionError("unreachable")
@@ -184,6 +187,7 @@ class Transport(SessionOwner):
         self.requests[kind] += 1
         session = self._client()
         async with session.request(method, url, headers=headers) as r:
+            self.on_request(host, r.status)
             body = await r.read() if method != "HEAD" else b""
             log.debug("%s %s -> HTTP %s", method, url.split("?", 1)[0], r.status)
             if r.status in (429, 503):
