@@ -88,9 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _cluster(kubeconfig: Path | None,  # type: ignore[no-untyped-def]
              max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
     from helm_operator.kube.apply import ClusterApi
-    from helm_operator.kube.client import load_api_client
 
-    return ClusterApi(load_api_client(kubeconfig), max_request_bytes=max_request_bytes)
+    return ClusterApi.from_kubeconfig(kubeconfig, max_request_bytes=max_request_bytes)
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -102,7 +101,7 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return 2
     from helm_operator.gitsync.syncer import Syncer
-    from helm_operator.kube.apply import kubeconfig_namespace
+    from helm_operator.kube.rest import kubeconfig_namespace
     from helm_operator.runtime.http import TokenFileError, read_token_file
 
     try:
