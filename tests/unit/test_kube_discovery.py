@@ -6,6 +6,7 @@ tests/integration/test_kube_api.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from helm_operator.kube.discovery import Discovery, DiscoveryCache, ResourceType, parse_aggregated, parse_group_version
@@ -92,3 +93,39 @@ async def test_an_api_server_without_aggregated_discovery_is_read_group_by_group
     d = await DiscoveryCache(rest).refresh()  # type: ignore[arg-type]
     assert {rt.kind for rt in d.preferred} == {"ConfigMap", "Deployment"}
     assert sorted(rest.paths) == ["/api", "/api/v1", "/apis", "/apis/apps/v1"]
+
+
+def _kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig for a server that is never contacted: these tests only assemble."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n")
+    return path
+
+
+def test_the_operator_builds_one_cluster_api_shared_by_drift_ownership_and_deletion(tmp_path: Path) -> None:
+    from helm_operator.operator.process import Operator, OperatorSettings
+
+    op = Operator(OperatorSettings(kubeconfig=_kubeconfig(tmp_path), cache_dir=tmp_path / "cache"))
+    assert op.reconciler.drift is not None
+    assert op.reconciler.cluster is op.kube.cluster  # ownership checks and stamps, the uninstall guard
+    assert op.reconciler.drift.api is op.kube.cluster
+    assert op.kube.cluster.rest is op.kube.rest
+
+
+def test_the_syncer_shares_one_cluster_api_across_sources_markers_and_status(tmp_path: Path) -> None:
+    from helm_operator.gitsync.config import SourceConfig, SyncerConfig
+    from helm_operator.gitsync.marker import ClusterMarker
+    from helm_operator.gitsync.syncer import Syncer
+    from helm_operator.kube.apply import ClusterApi
+
+    cluster = ClusterApi.from_kubeconfig(_kubeconfig(tmp_path))
+    config = SyncerConfig(sources=(SourceConfig("a", "file:///a", readonly=True), SourceConfig("b", "file:///b")),
+                          workdir=tmp_path / "work")
+    syncer = Syncer(config, cluster, "default")
+    assert [s.cluster for s in syncer.sources] == [cluster, cluster]
+    marker = syncer.sources[0].marker
+    assert isinstance(marker, ClusterMarker) and marker.cluster is cluster
