@@ -238,7 +238,8 @@ class Operator:
         holder: asyncio.Task[None] | None = None
         if self.settings.leader_elect:
             elector = LeaderElector(
-                LeaseStore(self.kube.rest, self.settings.leader_election_namespace, self.settings.leader_election_name),
+                LeaseStore(self.kube.rest, self.settings.leader_election_namespace,
+                           self.settings.leader_election_name),
                 default_identity(), lease_duration=self.settings.lease_duration,
                 renew_interval=max(1.0, self.settings.lease_duration / 3), retry_interval=1.0)
             acquiring = asyncio.create_task(elector.acquire())
