@@ -71,7 +71,7 @@ class Cluster:
 
 def connect(args: argparse.Namespace) -> Cluster:
     """A Kube from the flags, found as kubectl finds it; KubeError when that is impossible."""
-    from helm_operator.kube.apply import kubeconfig_namespace
+    from helm_operator.kube.rest import kubeconfig_namespace
     from helm_operator.kube.client import load_cli_client
 
     api = load_cli_client(args.kubeconfig, args.context)
@@ -82,9 +82,14 @@ def connect(args: argparse.Namespace) -> Cluster:
     return Cluster(Kube(api), namespace, args.kubeconfig, args.context)
 
 
-def _unreachable(e: Exception) -> str | None:
+def _unreachable(e: BaseException) -> str | None:
     """A one-line reason when `e` is the API server not answering (connection, TLS, timeout)."""
     import urllib3.exceptions
+
+    from helm_operator.kube.errors import Unreachable
+
+    if isinstance(e, Unreachable) and e.__cause__ is not None:
+        e = e.__cause__  # what urllib3 said, with the address it could not reach
 
     if isinstance(e, urllib3.exceptions.MaxRetryError):
         reason = e.reason or e
@@ -111,6 +116,9 @@ def one_line_errors(command: str) -> Callable[[Callable[[argparse.Namespace], in
             except CommandError as e:
                 return fail(command, str(e))
             except KubeError as e:
+                reason = _unreachable(e)
+                if reason is not None:
+                    return fail(command, reason)
                 hint = ""
                 if e.status == 403:
                     hint = "; ask for RBAC on helmreleases (docs/release-controls.md lists what each command needs)"
@@ -131,7 +139,7 @@ def one_line_errors(command: str) -> Callable[[Callable[[argparse.Namespace], in
 def quiet_logs() -> None:
     """Only errors, redacted: a person reads one line per outcome, not the libraries' warnings (a
     watch retrying, pyhelm3 naming the helm command that failed: the error says it already)."""
-    from helm_operator.settings import setup_logging
+    from helm_operator.cli.settings import setup_logging
 
     setup_logging("error")
     logging.getLogger("pyhelm3").setLevel(logging.CRITICAL)

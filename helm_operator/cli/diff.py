@@ -37,7 +37,7 @@ from helm_operator.cli.clusterargs import (
     one_line_errors,
 )
 from helm_operator.release.hostpolicy import HostPolicy
-from helm_operator.settings import add_yaml_limit_flags, yaml_limits_from_args
+from helm_operator.cli.settings import add_yaml_limit_flags, yaml_limits_from_args
 
 if TYPE_CHECKING:
     from helm_operator.release.preview import Preview

@@ -35,7 +35,7 @@ from helm_operator.cli.clusterargs import (
     table,
 )
 from helm_operator.kube import NotFound
-from helm_operator.settings import parse_duration
+from helm_operator.cli.settings import parse_duration
 
 KIND = "helmrelease"
 KIND_ALIASES = ["hr", "helmreleases", "hrs"]

@@ -13,8 +13,8 @@ from helm_operator.operator.process import AutomationSettings, Operator, Operato
 from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.release.tenancy import TenancyPolicy
 from helm_operator.runtime.http import parse_listen, read_token_file
-from helm_operator.settings import add_health_flags, add_logging_flags, parse_duration, setup_logging
-from helm_operator.settings import add_yaml_limit_flags, allow_api_json_depth, yaml_limits_from_args
+from helm_operator.cli.settings import add_health_flags, add_logging_flags, parse_duration, setup_logging
+from helm_operator.cli.settings import add_yaml_limit_flags, allow_api_json_depth, yaml_limits_from_args
 
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

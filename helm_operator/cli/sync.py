@@ -20,9 +20,9 @@ from pathlib import Path
 
 from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
-from helm_operator.settings import add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
+from helm_operator.cli.settings import add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
 from helm_operator.runtime.logs import fields
-from helm_operator.settings import setup_logging
+from helm_operator.cli.settings import setup_logging
 
 log = logging.getLogger("helm_operator.gitsync")
 
@@ -92,9 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _cluster(kubeconfig: Path | None,  # type: ignore[no-untyped-def]
              max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
     from helm_operator.kube.apply import ClusterApi
-    from helm_operator.kube.client import load_api_client
 
-    return ClusterApi(load_api_client(kubeconfig), max_request_bytes=max_request_bytes)
+    return ClusterApi.from_kubeconfig(kubeconfig, max_request_bytes=max_request_bytes)
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -106,7 +105,7 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return 2
     from helm_operator.gitsync.syncer import Syncer
-    from helm_operator.kube.apply import kubeconfig_namespace
+    from helm_operator.kube.rest import kubeconfig_namespace
     from helm_operator.runtime.http import TokenFileError, read_token_file
 
     try:

@@ -27,8 +27,9 @@ from enum import Enum
 
 from helm_operator.gitsync.manifests import Document, FileError, Manifest, Policy, policy_of
 from helm_operator.gitsync.plan import crd_for, kind_rank, stamp
-from helm_operator.kube.apply import ClusterApi, Discovery, ResourceType
-from helm_operator.kube.client import KubeError
+from helm_operator.kube.apply import ClusterApi
+from helm_operator.kube.discovery import Discovery, ResourceType
+from helm_operator.kube.errors import KubeError
 
 log = logging.getLogger(__name__)
 

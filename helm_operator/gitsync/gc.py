@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from helm_operator.gitsync.manifests import FileError
 from helm_operator.gitsync.plan import GC_MARK_LABEL, LiveObject, live_object
-from helm_operator.kube.apply import ClusterApi, Discovery
-from helm_operator.kube.client import KubeError
+from helm_operator.kube.apply import ClusterApi
+from helm_operator.kube.discovery import Discovery
+from helm_operator.kube.errors import KubeError
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from helm_operator.gitsync.mirror import GitAuth, GitError, GitMirror, HttpsCred
 from helm_operator.gitsync.plan import make_plan, scopes_from_crds
 from helm_operator.gitsync.status import SyncStatus
 from helm_operator.kube.apply import ClusterApi
-from helm_operator.kube.client import KubeError
+from helm_operator.kube.errors import KubeError
 from helm_operator.runtime.shutdown import stop_on_signals
 from helm_operator.runtime import health as checks
 from helm_operator.runtime.http import Health, HttpServer

@@ -1,18 +1,22 @@
 """Kubernetes API access for the operator: HelmReleases, their status and
-finalizers, the ConfigMaps and Secrets values come from, events, and the
-annotations put on a release's objects.
+finalizers, the ConfigMaps and Secrets values come from, helm's release
+Secrets, and events.
 
-Blocking client calls run in threads. Objects of any kind (a release's
-resources) go through `apply.ClusterApi` and its shared discovery. This
-module decides nothing: it reads and writes what it is told.
+Place in the flow: the release engine (`release.*`), the operator's
+assembly and image automation call `Kube`; it sends every request through
+`rest.RestClient` as plain JSON, in a thread. Objects of any kind (a
+release's resources) go through `Kube.cluster`, the process's one
+`apply.ClusterApi` and its shared discovery. Failures are
+`errors.KubeError` (404: `NotFound`, ...), naming the verb and the object.
+
+This module decides nothing: it reads and writes what it is told, and never
+logs values (Secret data, values).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,65 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
+from helm_operator.kube.apply import ClusterApi, ObjectRef
+from helm_operator.kube.errors import KubeError, NotFound
+from helm_operator.kube.rest import MERGE_PATCH, RestClient, api_path, load_api_client
 from helm_operator.redaction import redact_text
+
+__all__ = ["Kube", "KubeError", "NotFound", "ObjectRef", "load_api_client"]
 
 log = logging.getLogger(__name__)
 
-
-class KubeError(Exception):
-    """A Kubernetes API call failed; the message names the call and object (URL credentials removed)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(redact_text(message))
-        self.status = status
+_META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
-class NotFound(KubeError):
-    """The object asked for does not exist."""
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """Enough to find one object of any kind."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None = None
-
-    def __str__(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {ns}{self.name}"
-
-
-def _translate(what: str, e: Exception) -> KubeError:
-    status = getattr(e, "status", None)
-    reason = getattr(e, "reason", None) or str(e)
-    body = getattr(e, "body", None)
-    message = f"{what}: {status or ''} {reason}".strip()
-    if body:
-        try:
-            message = f"{what}: {json.loads(body).get('message', reason)}"
-        except (ValueError, TypeError, AttributeError):
-            pass
-    cls = NotFound if status == 404 else KubeError
-    return cls(message, status)
-
-
-def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
-    """An ApiClient from a kubeconfig file, $KUBECONFIG, or in-cluster config."""
-    cfg = client.Configuration()
-    if kubeconfig is not None:
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-    else:
-        try:
-            config.load_incluster_config(client_configuration=cfg)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=cfg)
-    return client.ApiClient(cfg)
+def _hr_path(namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+    return api_path(GROUP, VERSION, PLURAL, namespace, name, subresource)
 
 
 class KubeConfigError(KubeError):
@@ -123,113 +84,76 @@ def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) 
 class Kube:
     """Async facade over the Kubernetes API for the roles of this project."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+    def __init__(self, api: client.ApiClient | RestClient) -> None:
+        self.rest = api if isinstance(api, RestClient) else RestClient(api)
+        self.api_client = self.rest.api_client  # for the watches
+        self.cluster = ClusterApi(self.rest)  # objects of any kind, with the process's one discovery
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None) -> "Kube":
-        return cls(load_api_client(kubeconfig))
+        return cls(RestClient.from_kubeconfig(kubeconfig))
 
-    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except ApiException as e:
-            raise _translate(what, e) from e
+    async def _request(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.rest.request(what, method, path, **kwargs)
+        return result
 
     # ---- HelmReleases --------------------------------------------------
     async def get_helmrelease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._call(
-                f"get HelmRelease {namespace}/{name}",
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
-            )
+            return await self._request(f"get HelmRelease {namespace}/{name}", "GET", _hr_path(namespace, name))
         except NotFound:
             return None
 
     async def list_helmreleases(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        if namespace:
-            result = await self._call(
-                f"list HelmReleases in {namespace}",
-                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-            )
-        else:
-            result = await self._call(
-                "list HelmReleases", self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-            )
+        what = f"list HelmReleases in {namespace}" if namespace else "list HelmReleases"
+        result = await self._request(what, "GET", _hr_path(namespace))
         return list(result.get("items", []))
 
     async def patch_helmrelease_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource, URL credentials removed from every message in it;
         returns the object the API server stored."""
-        return await self._call(
-            f"update status of HelmRelease {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, PLURAL, name, {"status": _redacted_status(status)},
-        )
+        return await self._request(f"update status of HelmRelease {namespace}/{name}", "PATCH",
+                                   _hr_path(namespace, name, "status"),
+                                   body={"status": _redacted_status(status)}, content_type=MERGE_PATCH)
 
     async def patch_helmrelease_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch metadata (finalizers, annotations) of a HelmRelease."""
-        return await self._call(
-            f"patch HelmRelease {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            GROUP, VERSION, namespace, PLURAL, name, {"metadata": patch},
-        )
+        return await self._request(f"patch HelmRelease {namespace}/{name}", "PATCH", _hr_path(namespace, name),
+                                   body={"metadata": patch}, content_type=MERGE_PATCH)
 
     async def patch_helmrelease(self, namespace: str, name: str, patch: dict[str, Any],
                                 field_manager: str | None = None) -> dict[str, Any]:
         """Merge-patch a HelmRelease (spec, metadata); returns the object the API server stored."""
-        kwargs = {"field_manager": field_manager} if field_manager else {}
-        return await self._call(
-            f"patch HelmRelease {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch, **kwargs,
-        )
+        query = [("fieldManager", field_manager)] if field_manager else []
+        return await self._request(f"patch HelmRelease {namespace}/{name}", "PATCH", _hr_path(namespace, name),
+                                   body=patch, content_type=MERGE_PATCH, query=query)
 
     # ---- values sources ----------------------------------------------
     async def get_configmap_data(self, namespace: str, name: str) -> dict[str, str]:
-        cm = await self._call(f"get ConfigMap {namespace}/{name}",
-                              self.core.read_namespaced_config_map, name, namespace)
-        return dict(cm.data or {})
+        cm = await self._request(f"get ConfigMap {namespace}/{name}", "GET",
+                                 api_path("", "v1", "configmaps", namespace, name))
+        return dict(cm.get("data") or {})
 
     async def get_secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """Secret data decoded to text. Callers must never log the values."""
-        secret = await self._call(f"get Secret {namespace}/{name}",
-                                  self.core.read_namespaced_secret, name, namespace)
-        out: dict[str, str] = {}
-        for k, v in (secret.data or {}).items():
-            out[k] = base64.b64decode(v).decode("utf-8", errors="replace")
-        for k, v in (secret.string_data or {}).items():
-            out[k] = v
-        return out
+        raw = await self.get_secret_raw(namespace, name)
+        return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in raw.items()}
 
     async def get_secret_raw(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data as the API returns it (base64), for helm's release records."""
-        secret = await self._call(f"get Secret {namespace}/{name}",
-                                  self.core.read_namespaced_secret, name, namespace)
-        return dict(secret.data or {})
+        secret = await self._request(f"get Secret {namespace}/{name}", "GET",
+                                     api_path("", "v1", "secrets", namespace, name))
+        return dict(secret.get("data") or {})
 
     async def list_metadata(self, version: str, plural: str, namespace: str | None = None,
                             label_selector: str | None = None, group: str = "") -> list[dict[str, Any]]:
         """Objects' metadata only (PartialObjectMetadataList): no data, no spec."""
-        base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
         query = [("labelSelector", label_selector)] if label_selector else []
         what = f"list {plural}" + (f" in {namespace}" if namespace else "") + (
             f" ({label_selector})" if label_selector else "")
-
-        def call() -> list[dict[str, Any]]:
-            params = self.api_client.param_serialize(
-                method="GET", resource_path=path, query_params=query,
-                header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
-                auth_settings=["BearerToken"])
-            response = self.api_client.call_api(*params, _request_timeout=(10.0, 60.0))
-            data = response.read()
-            if not 200 <= response.status < 300:
-                raise ApiException(status=response.status, reason=response.reason, http_resp=None)
-            return list(json.loads(data).get("items") or [])
-
-        return await self._call(what, call)
+        result = await self._request(what, "GET", api_path(group, version, plural, namespace), query=query,
+                                     accept=_META_LIST)
+        return list(result.get("items") or [])
 
     # ---- events ----------------------------------------------------------
     async def emit_event(self, involved: dict[str, Any], event_type: str, reason: str,
@@ -239,28 +163,27 @@ class Kube:
         URL credentials are removed from `message` (defence in depth: callers
         build messages from redacted URLs already).
         """
-        message = redact_text(message)
         meta = involved.get("metadata", {})
-        now = dt.datetime.now(dt.timezone.utc)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'object')}.",
-                                         namespace=meta.get("namespace", "default")),
-            involved_object=client.V1ObjectReference(
-                api_version=involved.get("apiVersion"), kind=involved.get("kind"),
-                name=meta.get("name"), namespace=meta.get("namespace"), uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
-            ),
-            reason=reason, message=message[:1024], type=event_type,
-            first_timestamp=now, last_timestamp=now, count=1,
-            source=client.V1EventSource(component=component),
-            reporting_component=component, reporting_instance=component,
-        )
+        namespace = meta.get("namespace", "default")
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reference = {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                     "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                     "resourceVersion": meta.get("resourceVersion")}
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "involvedObject": {k: v for k, v in reference.items() if v is not None},
+            "reason": reason, "message": redact_text(message)[:1024], "type": event_type,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": component},
+            "reportingComponent": component, "reportingInstance": component,
+        }
         try:
-            await self._call("create Event", self.core.create_namespaced_event,
-                             meta.get("namespace", "default"), body)
+            await self._request("create Event", "POST", api_path("", "v1", "events", namespace), body=body)
         except KubeError as e:
             log.warning("could not record event %s on %s/%s: %s", reason,
                         meta.get("namespace"), meta.get("name"), e)
+
 
 def _redacted_status(status: dict[str, Any]) -> dict[str, Any]:
     """`status` with URL credentials removed from its strings and its conditions' strings."""
@@ -273,48 +196,3 @@ def _redacted_status(status: dict[str, Any]) -> dict[str, Any]:
                      if isinstance(c, dict) else c for c in value]
         out[key] = value
     return out
-
-
-class LeaseConflict(KubeError):
-    """Someone else wrote the Lease first (optimistic concurrency)."""
-
-
-class LeaseStore:
-    """Get/create/update one coordination.k8s.io/v1 Lease, as plain dicts."""
-
-    def __init__(self, kube: Kube, namespace: str, name: str) -> None:
-        self._api = client.CoordinationV1Api(kube.api_client)
-        self._kube = kube
-        self.namespace = namespace
-        self.name = name
-
-    async def get(self) -> dict[str, Any] | None:
-        try:
-            lease = await self._kube._call(f"get Lease {self.namespace}/{self.name}",
-                                           self._api.read_namespaced_lease, self.name, self.namespace)
-        except NotFound:
-            return None
-        return self._kube.api_client.sanitize_for_serialization(lease)
-
-    async def create(self, spec: dict[str, Any]) -> None:
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
-        try:
-            await self._kube._call(f"create Lease {self.namespace}/{self.name}",
-                                   self._api.create_namespaced_lease, self.namespace, body)
-        except KubeError as e:
-            if e.status == 409:
-                raise LeaseConflict(str(e), 409) from e
-            raise
-
-    async def update(self, resource_version: str, spec: dict[str, Any]) -> None:
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace,
-                             "resourceVersion": resource_version}, "spec": spec}
-        try:
-            await self._kube._call(f"update Lease {self.namespace}/{self.name}",
-                                   self._api.replace_namespaced_lease, self.name, self.namespace, body)
-        except KubeError as e:
-            if e.status == 409:
-                raise LeaseConflict(str(e), 409) from e
-            raise

@@ -1,9 +1,10 @@
 """List + watch one kind of object in a background thread and hand each
 change to the event loop, as plain JSON dicts.
 
-The request goes through the `kubernetes` ApiClient's REST layer (its
-auth, TLS and proxy settings) but is read as raw JSON lines: no generated
-models, so a BOOKMARK or an ERROR event is just another dict, and
+The request goes through `rest.RestClient.open`, the adapter's one request
+function (the ApiClient's auth, TLS and proxy settings; failures are
+`errors.KubeError`), and is read as raw JSON lines: no generated models, so
+a BOOKMARK or an ERROR event is just another dict, and
 `metadata_only` asks the API server for `PartialObjectMetadata`, so a watch
 of Secrets or ConfigMaps never carries their data over the wire (helm's
 release Secrets hold whole charts).
@@ -30,8 +31,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError
+
+from helm_operator.kube.errors import KubeError, from_status
+from helm_operator.kube.rest import RestClient, api_path
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +70,14 @@ class ResourceWatcher:
     `/apis/helm.fluxcd.io/v1/namespaces/ns/helmreleases`.
     """
 
-    def __init__(self, name: str, api_client: client.ApiClient, path: str,
+    def __init__(self, name: str, api: client.ApiClient | RestClient, path: str,
                  on_event: EventCallback, loop: asyncio.AbstractEventLoop, *,
                  label_selector: str | None = None, field_selector: str | None = None,
                  metadata_only: bool = False,
                  timeout_seconds: int = 300, resource_version: str = "",
                  on_synced: Callable[[], None] | None = None) -> None:
         self.name = name
-        self._api = api_client
+        self._rest = api if isinstance(api, RestClient) else RestClient(api)
         self._path = path
         self._on_event = on_event
         self._loop = loop
@@ -115,25 +118,13 @@ class ResourceWatcher:
         return self._thread.is_alive()
 
     # ---- requests --------------------------------------------------------
-    def _get(self, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
+    def _get(self, verb: str, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
         if self._selector:
             query = [*query, ("labelSelector", self._selector)]
         if self._field_selector:
             query = [*query, ("fieldSelector", self._field_selector)]
-        params = self._api.param_serialize(
-            method="GET", resource_path=self._path, query_params=query,
-            header_params={"Accept": accept}, auth_settings=["BearerToken"],
-        )
-        response = self._api.call_api(*params, _request_timeout=(10.0, read_timeout)).response
-        if not 200 <= response.status < 300:
-            try:
-                body = json.loads(response.data or b"{}")
-            except ValueError:
-                body = {}
-            finally:
-                response.release_conn()
-            raise ApiException(status=response.status, reason=body.get("message") or response.reason)
-        return response
+        return self._rest.open(f"{verb} {self.name}", "GET", self._path, query=query, accept=accept,
+                               timeout=(10.0, read_timeout))
 
     def _list(self) -> str:
         """List every object (in pages), deliver SYNC/DELETED; return the list's resourceVersion."""
@@ -143,7 +134,7 @@ class ResourceWatcher:
         accept = _META_LIST if self._metadata_only else "application/json"
         while True:
             query = [("limit", str(LIST_PAGE))] + ([("continue", token)] if token else [])
-            response = self._get(query, accept, 60.0)
+            response = self._get("list", query, accept, 60.0)
             try:
                 doc = json.loads(response.data)
             finally:
@@ -173,7 +164,8 @@ class ResourceWatcher:
         timeout = int(self._timeout * random.uniform(1.0, 1.2))  # spread reconnects
         query = [("watch", "true"), ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout))]
-        response = self._get(query, _META_ONE if self._metadata_only else "application/json", timeout + 30.0)
+        response = self._get("watch", query, _META_ONE if self._metadata_only else "application/json",
+                             timeout + 30.0)
         self._response = response
         try:
             buffer = b""
@@ -217,7 +209,8 @@ class ResourceWatcher:
             if kind == "ERROR":
                 if obj.get("code") == 410:
                     raise WatchExpired()
-                raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                raise from_status(f"watch {self.name}", int(obj.get("code") or 0), None,
+                                  str(obj.get("message") or "error event"))
             obj = _slim(obj)
             rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
             if kind == "BOOKMARK":
@@ -245,12 +238,12 @@ class ResourceWatcher:
             except WatchExpired:
                 log.info("watch of %s expired (410 Gone); listing again", self.name)
                 rv = ""
-            except ApiException as e:
+            except KubeError as e:
                 if e.status == 410:
                     log.info("watch of %s expired (410 Gone); listing again", self.name)
                     rv = ""
                     continue
-                backoff = self._failed(f"{e.status} {e.reason}", backoff)
+                backoff = self._failed(str(e), backoff)
             except Exception as e:  # noqa: BLE001 - a dropped connection must never end the watch
                 if self._stop.is_set():
                     break
@@ -286,8 +279,7 @@ def _describe(e: Exception) -> str:
 
 def collection_path(group: str, version: str, plural: str, namespace: str | None = None) -> str:
     """The API path of a collection: core (`group=""`) or a named group, optionally one namespace."""
-    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return api_path(group, version, plural, namespace)
 
 
 def shard_label_keys(selector: str | None) -> tuple[str, ...]:

@@ -26,8 +26,7 @@ from helm_operator.automation.registry import CredentialStore, RegistryClient
 from helm_operator.boundedyaml import DEFAULT_LIMITS, YamlLimits
 from helm_operator.helm import Helm
 from helm_operator.kube import Kube
-from helm_operator.kube.client import LeaseStore
-from helm_operator.kube.apply import ClusterApi
+from helm_operator.kube.lease import LeaseStore
 from helm_operator.kube.watch import ResourceWatcher, collection_path, shard_label_keys, wait_synced
 from helm_operator.operator.watching import HelmReleaseEvents, SecretEvents, ValuesSourceEvents, release_changed
 from helm_operator.release.charts import ChartFetcher
@@ -117,7 +116,7 @@ class Operator:
         self.reconciler = Reconciler(self.kube, self.helm, self.charts,
                                      Recorder(self.kube, self.metrics, on_stored=self.store.update),
                                      self.metrics, self.store, self.storage, self.versions,
-                                     settings.git_default_ref, DriftDetector(ClusterApi(self.kube.api_client)),
+                                     settings.git_default_ref, DriftDetector(self.kube.cluster),
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
                                      lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents,
                                      shard_labels=shard_label_keys(settings.watch_label_selector))
@@ -238,7 +237,7 @@ class Operator:
 
     def _start_watchers(self, loop: asyncio.AbstractEventLoop) -> None:
         ns = self.settings.allow_namespace
-        api = self.kube.api_client
+        api = self.kube.rest
         timeout = self.settings.watch_timeout
         refs = lambda: self.reconciler.references  # noqa: E731
         configmaps = ValuesSourceEvents("ConfigMap", self.versions, refs, self._changed)
@@ -313,7 +312,8 @@ class Operator:
         elector: LeaderElector | None = None
         if self.settings.leader_elect:
             elector = LeaderElector(
-                LeaseStore(self.kube, self.settings.leader_election_namespace, self.settings.leader_election_name),
+                LeaseStore(self.kube.rest, self.settings.leader_election_namespace,
+                           self.settings.leader_election_name),
                 default_identity(), lease_duration=self.settings.lease_duration,
                 renew_interval=max(1.0, self.settings.lease_duration / 3), retry_interval=1.0)
             self.standby = elector

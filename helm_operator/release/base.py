@@ -22,8 +22,7 @@ from helm_operator import boundedyaml
 from helm_operator.api.controls import DriftMode
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef
 from helm_operator.chartsource import FetchedChart
-from helm_operator.kube import Kube, KubeError
-from helm_operator.kube.apply import ClusterApi
+from helm_operator.kube import ClusterApi, Kube, KubeError
 from helm_operator.release import ownership, tenancy
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.charts import ChartFetcher
@@ -89,8 +88,8 @@ class EngineBase:
         self.lockdown = lockdown or tenancy.TenancyPolicy()
         self.yaml_limits = yaml_limits  # inline values and every valuesFrom source
         self.shard_labels = shard_labels  # HelmRelease labels copied onto each revision (sharding)
-        # any-kind access with one shared discovery (ownership checks, stamps, drift)
-        self.cluster = cluster or (drift.api if drift is not None else ClusterApi(kube.api_client))
+        # any-kind access with the process's one discovery (ownership checks, stamps, drift)
+        self.cluster = cluster or (drift.api if drift is not None else kube.cluster)
         # key -> fingerprint of the inputs when the release was last settled
         self.settled: dict[str, tuple[Any, ...]] = {}
         # key -> ConfigMaps/Secrets its values come from (for the watch)

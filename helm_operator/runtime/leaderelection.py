@@ -6,7 +6,7 @@ over once `renewTime + leaseDurationSeconds` has passed. A leader that cannot
 renew before the lease would expire stops acting (`lost` is set) — the
 process then exits and restarts, as client-go's leader election does, so two
 replicas never act at once. Lease reads and writes go through
-`kube.client.LeaseStore`; this module only decides.
+`kube.lease.LeaseStore`; this module only decides.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import logging
 import os
 import socket
 
-from helm_operator.kube.client import KubeError, LeaseConflict, LeaseStore
+from helm_operator.kube.errors import KubeError
+from helm_operator.kube.lease import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class LeaderElector:
                     log.info("leader election: acquired lease %s/%s; this replica now acts",
                              self.store.namespace, self.store.name)
                     return
-            except (LeaseConflict, KubeError) as e:
+            except KubeError as e:  # Conflict: another replica wrote first
                 log.debug("leader election: %s", e)
             await asyncio.sleep(self.retry_interval)
 
@@ -110,7 +111,7 @@ class LeaderElector:
             await self.store.update(lease["metadata"]["resourceVersion"], {
                 **spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _fmt(_now())})
             log.info("leader election: released lease %s/%s", self.store.namespace, self.store.name)
-        except (LeaseConflict, KubeError) as e:
+        except KubeError as e:
             log.warning("leader election: releasing the lease failed (it expires on its own): %s", e)
 
     async def hold(self) -> None:
@@ -123,7 +124,7 @@ class LeaderElector:
                     self._last_renew = loop.time()
                     continue
                 log.error("leader election: another replica took the lease")
-            except (LeaseConflict, KubeError) as e:
+            except KubeError as e:  # Conflict: another replica wrote first
                 log.warning("leader election: renewing failed: %s", e)
                 if loop.time() - self._last_renew < self.lease_duration - self.renew_interval:
                     continue

@@ -64,7 +64,7 @@ def test_redact_url_and_split_userinfo() -> None:
 def test_every_log_line_and_traceback_is_redacted(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from helm_operator.settings import setup_logging
+    from helm_operator.cli.settings import setup_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level

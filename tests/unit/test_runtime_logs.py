@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from helm_operator.runtime.logs import fields
-from helm_operator.settings import setup_logging
+from helm_operator.cli.settings import setup_logging
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 SECRET = "S3cretPass"

@@ -7,7 +7,7 @@ import pytest
 from helm_operator import boundedyaml
 from helm_operator.cli import build_parser
 from helm_operator.gitsync.config import from_args
-from helm_operator.settings import parse_size, yaml_limits_from_args
+from helm_operator.cli.settings import parse_size, yaml_limits_from_args
 
 
 @pytest.mark.parametrize(("text", "size"), [("16Mi", 16 * 2**20), ("64MiB", 64 * 2**20), ("512Ki", 512 * 1024),

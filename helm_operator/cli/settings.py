@@ -1,7 +1,8 @@
-"""Knobs shared by the roles: duration and size parsing, and logging set-up.
+"""Flags shared by the commands: duration and size parsing, YAML limits,
+health thresholds, and logging set-up.
 
-Each role's `command.py` turns flags into its own frozen settings; this
-module holds only what they share. Logging goes through one handler whose
+Each command module of this package turns flags into its role's own frozen
+settings; this module holds only what they share. Logging goes through one handler whose
 `RedactingFilter` removes URL credentials from every line and its fields,
 whatever logger wrote it (defence in depth: messages are meant to be built
 redacted); `runtime.logs` formats the lines as text or JSON.
