@@ -20,7 +20,9 @@ from pathlib import Path
 
 from helm_operator.gitsync.config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PORT, ConfigError, from_args, own_namespace
 from helm_operator.gitsync.mirror import GitError
-from helm_operator.cli.settings import add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_size
+from helm_operator.cli.settings import (
+    add_health_flags, add_logging_flags, add_yaml_limit_flags, allow_api_json_depth, parse_duration, parse_size,
+)
 from helm_operator.runtime.logs import fields
 from helm_operator.cli.settings import setup_logging
 
@@ -72,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                            "<token>' (read at start; /metrics and /healthz stay open)")
     sync.add_argument("--workdir", type=Path, default=Path("/tmp/helm-operator-sync"),
                       help="where Git mirrors are kept")
+    sync.add_argument("--leader-elect", action="store_true",
+                      help="with several replicas, only the one holding a coordination.k8s.io Lease (in "
+                           "--namespace) applies and moves the sync marker; the others wait and take over")
+    sync.add_argument("--leader-election-name", default="helm-operator-syncer", help="name of the Lease")
+    sync.add_argument("--lease-duration", type=parse_duration, default=parse_duration("15s"),
+                      help="how long a dead leader keeps the Lease before another replica takes over "
+                           "(default 15s)")
     sync.add_argument("--once", action="store_true",
                       help="one pass per source, then exit (1 when any error was reported)")
     add_logging_flags(sync)

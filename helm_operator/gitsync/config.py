@@ -115,6 +115,9 @@ class SyncerConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # largest object sent to the API server
     api_unreachable_threshold: float = 120.0  # /healthz fails after the API server was unreachable so long
     loop_stall_threshold: float = 20.0        # ...or the event loop was blocked so long
+    leader_elect: bool = False                # with several replicas, only the Lease holder syncs
+    leader_election_name: str = "helm-operator-syncer"
+    lease_duration: float = 15.0
 
 
 def own_namespace() -> str:
@@ -223,4 +226,7 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         yaml_limits=limits, max_request_bytes=args.max_request_bytes,
         api_unreachable_threshold=getattr(args, "api_unreachable_threshold", 120.0),
         loop_stall_threshold=getattr(args, "loop_stall_threshold", 20.0),
+        leader_elect=getattr(args, "leader_elect", False),
+        leader_election_name=getattr(args, "leader_election_name", "helm-operator-syncer"),
+        lease_duration=getattr(args, "lease_duration", 15.0),
     )

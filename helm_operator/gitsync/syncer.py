@@ -45,7 +45,9 @@ from helm_operator.gitsync.status import SyncStatus
 from helm_operator.kube.apply import ClusterApi
 from helm_operator.kube.errors import KubeError
 from helm_operator.runtime.shutdown import stop_on_signals
+from helm_operator.kube.lease import LeaseStore
 from helm_operator.runtime import health as checks
+from helm_operator.runtime.leaderelection import LeaderElector, default_identity
 from helm_operator.runtime.http import Health, HttpServer
 from helm_operator.runtime.logs import fields
 
@@ -249,6 +251,7 @@ class Syncer:
             for s in config.sources
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self.standby: LeaderElector | None = None  # set while this replica waits for the Lease
 
     async def sync_all_once(self) -> list[SyncStatus]:
         return list(await asyncio.gather(*(s.sync_once() for s in self.sources)))
@@ -260,7 +263,11 @@ class Syncer:
         return checks.combine(self.watchdog.check(), loops, api)
 
     def ready(self) -> Health:
-        """Ready once every source finished its first pass (whatever its result)."""
+        """Ready once every source finished its first pass (whatever its result); a standby
+        (leader election, waiting for the Lease) is live but not ready."""
+        if self.standby is not None:
+            holder = self.standby.holder or "another replica"
+            return Health(False, f"standby: {holder} holds the Lease")
         waiting = [s.source.name for s in self.sources if s.last_status is None]
         if not self._tasks or waiting:
             return Health(False, f"first sync pass not finished for {', '.join(waiting) or 'any source'}")
@@ -298,27 +305,55 @@ class Syncer:
                                   trigger_host=hook_host, trigger_port=hook_port)
         log.info("syncer listening on %s:%d (triggers on port %s) with %d source(s)", self.config.listen_host,
                  port, server.trigger_port, len(self.sources))
-        self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
         self.watchdog.start()
         contact = self.api.start()
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)
-        loops: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*self._tasks))
-        stop_wait: asyncio.Future[bool] = asyncio.ensure_future(stopping.wait())
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+        elector = self._elector() if self.config.leader_elect else None
+        holder: asyncio.Task[None] | None = None
+        lost: asyncio.Future[Any] | None = None
+        loops: asyncio.Future[Any] | None = None
         try:
-            pending: list[asyncio.Future[Any]] = [loops, stop_wait]
+            if elector is not None:
+                self.standby = elector
+                acquiring: asyncio.Future[Any] = asyncio.ensure_future(elector.acquire())
+                await asyncio.wait([acquiring, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+                if not acquiring.done():
+                    acquiring.cancel()
+                    await asyncio.gather(acquiring, return_exceptions=True)
+                    return
+                self.standby = None
+                holder = asyncio.create_task(elector.hold())
+                lost = asyncio.ensure_future(elector.lost.wait())
+            self._tasks = [asyncio.create_task(s.run(), name=f"sync-{s.source.name}") for s in self.sources]
+            loops = asyncio.ensure_future(asyncio.gather(*self._tasks))
+            pending: list[asyncio.Future[Any]] = [loops, stop_wait] + ([lost] if lost is not None else [])
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if loops.done():
                 loops.result()
+            elif lost is not None and lost.done():
+                log.error("syncer lost its Lease: stopping so that only one replica applies")
             else:
                 log.info("syncer stopping")
         finally:
             stop_wait.cancel()
-            loops.cancel()
+            if loops is not None:
+                loops.cancel()
             contact.cancel()
             self.watchdog.stop()
             for t in self._tasks:
                 t.cancel()
             # collect every outcome, so nothing is left "never retrieved"
-            await asyncio.gather(loops, stop_wait, contact, *self._tasks, return_exceptions=True)
+            await asyncio.gather(*(f for f in (loops, stop_wait, contact, lost) if f is not None), *self._tasks,
+                                 return_exceptions=True)
+            if holder is not None and elector is not None:
+                holder.cancel()
+                await asyncio.gather(holder, return_exceptions=True)
+                await elector.release()  # a standby syncer takes over now, not when the Lease expires
             await server.stop()
+
+    def _elector(self) -> LeaderElector:
+        store = LeaseStore(self.cluster.rest, self.config.namespace, self.config.leader_election_name)
+        return LeaderElector(store, default_identity(), lease_duration=self.config.lease_duration,
+                             renew_interval=max(1.0, self.config.lease_duration / 3), retry_interval=1.0)
