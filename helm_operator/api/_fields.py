@@ -90,4 +90,4 @@ def read_int(section: Mapping[str, Any], key: str, where: str, default: int) -> 
         raise InvalidSpec(f"{where} must be a whole number, got {type_name(value)}")
     if value < 0:
         raise InvalidSpec(f"{where} must be 0 or more, got {value}")
-    return value
+    return int(value)

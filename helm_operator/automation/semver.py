@@ -120,7 +120,7 @@ class _SemverKey:
         self.version = version
 
     def __lt__(self, other: _SemverKey) -> bool:
-        return nodesemver.compare(self.version, other.version, loose=True) < 0
+        return bool(nodesemver.compare(self.version, other.version, loose=True) < 0)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _SemverKey) and nodesemver.compare(

@@ -245,7 +245,7 @@ def _plain_reads_back(value: str, in_flow: bool) -> bool:
     if not _PLAIN_SAFE.fullmatch(value) or value.endswith(":") or (in_flow and ":" in value):
         return False
     try:
-        return yaml.safe_load(value) == value
+        return bool(yaml.safe_load(value) == value)
     except yaml.YAMLError:
         return False
 
@@ -254,7 +254,7 @@ def _render_plain_non_string(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return ".nan"
     try:
-        text = yaml.safe_dump(value, default_flow_style=True, width=math.inf)  # type: ignore[arg-type]
+        text = yaml.safe_dump(value, default_flow_style=True, width=math.inf)
     except yaml.YAMLError as e:
         raise EditError(f"cannot write {value!r} as a YAML scalar") from e
     return text.removesuffix("\n").removesuffix("\n...").strip()

@@ -137,7 +137,7 @@ def git_command(subparsers: argparse._SubParsersAction, name: str,  # type: igno
 
     ``--kubeconfig`` (and the registry flags, when unused) stay accepted, unlisted: scripts pass them.
     """
-    p = subparsers.add_parser(name, help=text)
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=text)
     add_kubeconfig_flag(p, shown=False)
     add_default_namespace_flag(p)
     add_registry_flags(p, shown=registry)

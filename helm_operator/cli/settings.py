@@ -50,7 +50,7 @@ def parse_size(text: str) -> int:
     if unit is None:
         return int(number)
     power = "KMG".index(unit.upper()) + 1
-    return int(number) * (1024 if binary else 1000) ** power
+    return int(int(number) * (1024 if binary else 1000) ** power)
 
 
 def add_yaml_limit_flags(parser: argparse.ArgumentParser, *, charts: bool) -> None:

@@ -97,7 +97,7 @@ def _stderr(e: pyhelm3.errors.Error) -> str:
     return redact_text(text.removeprefix("Error: ").strip()) or f"exit code {e.returncode}"
 
 
-class _Command(Command):
+class _Command(Command):  # type: ignore[misc]  # pyhelm3 is untyped
     """pyhelm3's command runner, minus the shell: helm is exec'd directly, so
     cancelling a call (shutdown past its grace period) signals helm itself and
     not only a `/bin/sh` in front of it. helm stays in the operator's process

@@ -28,7 +28,9 @@ from kubernetes import client, config
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.kube.apply import ClusterApi, ObjectRef
 from helm_operator.kube.errors import KubeError, NotFound
-from helm_operator.kube.rest import MERGE_PATCH, RestClient, api_path, load_api_client
+from helm_operator.kube.rest import (
+    MERGE_PATCH, RestClient, api_path, load_api_client, load_incluster_config, load_kube_config,
+)
 from helm_operator.redaction import redact_text
 
 __all__ = ["Kube", "KubeError", "NotFound", "ObjectRef", "load_api_client"]
@@ -64,13 +66,13 @@ def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) 
                               "--kubeconfig")
     if path is None and not default.is_file():
         try:
-            config.load_incluster_config(client_configuration=cfg)
+            load_incluster_config(client_configuration=cfg)
             return client.ApiClient(cfg)
         except config.ConfigException:
             raise KubeConfigError("no kubeconfig: pass --kubeconfig, set $KUBECONFIG or create "
                                   f"{default}") from None
     try:
-        config.load_kube_config(config_file=str(path) if path else None, context=context,
+        load_kube_config(config_file=str(path) if path else None, context=context,
                                 client_configuration=cfg)
     except (config.ConfigException, OSError, ValueError, TypeError) as e:
         where = path or str(default)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import quote
 
 from kubernetes import client, config
@@ -41,29 +42,37 @@ MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 Query = list[tuple[str, str]]
 
+# The kubernetes client's kubeconfig loaders carry no type hints: typed once, here.
+load_kube_config = cast(Callable[..., None], config.load_kube_config)
+load_incluster_config = cast(Callable[..., None], config.load_incluster_config)
+list_kube_config_contexts = cast(Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]],
+                                 config.list_kube_config_contexts)
+
 
 def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
     """An ApiClient from a kubeconfig file, $KUBECONFIG, or in-cluster config."""
     cfg = client.Configuration()
     if kubeconfig is not None:
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     else:
         try:
-            config.load_incluster_config(client_configuration=cfg)
+            load_incluster_config(client_configuration=cfg)
         except config.ConfigException:
-            config.load_kube_config(client_configuration=cfg)
+            load_kube_config(client_configuration=cfg)
     return client.ApiClient(cfg)
 
 
 def kubeconfig_namespace(kubeconfig: str | None, context: str | None = None) -> str | None:
     """The namespace of the kubeconfig's current context, or of `context` (kubectl's default), if set."""
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        contexts, current = list_kube_config_contexts(config_file=kubeconfig)
     except (config.ConfigException, OSError, TypeError):
         return None
+    chosen: dict[str, Any] | None = current
     if context is not None:
-        current = next((c for c in contexts or () if c.get("name") == context), None)
-    return ((current or {}).get("context") or {}).get("namespace") or None
+        chosen = next((c for c in contexts or () if c.get("name") == context), None)
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
 
 
 def api_path(group: str, version: str, plural: str, namespace: str | None = None,

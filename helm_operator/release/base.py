@@ -23,6 +23,7 @@ from helm_operator.api.controls import DriftMode
 from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef
 from helm_operator.chartsource import FetchedChart
 from helm_operator.kube import ClusterApi, Kube, KubeError
+from helm_operator.kube.apply import ObjectRef
 from helm_operator.release import ownership, tenancy
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.charts import ChartFetcher
@@ -102,7 +103,7 @@ class EngineBase:
         self.release_keys: dict[tuple[str, str], str] = {}
         self._drift_checked: dict[str, float] = {}
         self._owner_checked: dict[tuple[str, int], str | None] = {}
-        self._stamped: dict[str, set[ownership.ObjectRef]] = {}
+        self._stamped: dict[str, set[ObjectRef]] = {}
         self._chart_news: dict[str, str] = {}  # ChartFetched=True to write with the next record
 
     async def _note(self, hr: HelmRelease, obj: dict[str, Any], note: Note) -> HelmRelease:

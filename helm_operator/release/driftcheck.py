@@ -17,6 +17,7 @@ from helm_operator.api.constants import REASON_SYNCED
 from helm_operator.api.controls import DriftMode
 from helm_operator.api.helmrelease import HelmRelease
 from helm_operator.kube import KubeError
+from helm_operator.kube.apply import ObjectRef
 from helm_operator.release import ownership
 from helm_operator.release.base import DONE, DRIFTED, EngineBase, Result, log
 from helm_operator.release.driftrules import ignored_paths, relevant
@@ -88,7 +89,7 @@ class DriftMixin(EngineBase):
             await self._note(hr, obj, Note(conditions=((DRIFTED, "True", "DriftCorrectionFailed", message),),
                                            event=("Warning", "DriftCorrectionFailed", message)))
             return Result(retry_delay(1), backoff=False)
-        recreated = [ownership.ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted if d.missing]
+        recreated = [ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted if d.missing]
         if recreated:
             await ownership.stamp(self.cluster, recreated, hr.antecedent)
         await self._note(hr, obj, Note(

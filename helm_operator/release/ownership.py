@@ -48,7 +48,7 @@ async def foreign_owner(api: ClusterApi, objects: list[ObjectRef], antecedent: s
             continue
         owner = ((live.get("metadata") or {}).get("annotations") or {}).get(ANTECEDENT_ANNOTATION)
         if owner and owner != antecedent:
-            return owner
+            return str(owner)
     return None
 
 

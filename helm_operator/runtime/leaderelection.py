@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from typing import Any
 
 from helm_operator.kube.errors import KubeError
 from helm_operator.kube.lease import LeaseStore
@@ -58,7 +59,7 @@ class LeaderElector:
         self.holder: str | None = None  # who held the Lease when last read (readiness says so)
         self._last_renew = 0.0
 
-    def _spec(self, acquire_time: str, transitions: int) -> dict:
+    def _spec(self, acquire_time: str, transitions: int) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
                 "acquireTime": acquire_time, "renewTime": _fmt(_now()), "leaseTransitions": transitions}
 

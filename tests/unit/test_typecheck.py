@@ -1,4 +1,4 @@
-"""The package type-checks: mypy over helm_operator/ finds no error.
+"""The package type-checks: `mypy --strict` over helm_operator/ finds no error.
 
 Type hints are part of how the code explains itself; this keeps them true.
 """
@@ -13,6 +13,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_mypy_finds_no_error_in_the_package() -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "helm_operator"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "helm_operator"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -178,8 +178,8 @@ class Transport(SessionOwner):
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _RetryableStatus) and error.retry_after is not None:
-            return min(error.retry_after, self._max_retry_after)
-        return min(self._backoff * 2 ** (state.attempt_number - 1), self._max_retry_after)
+            return float(min(error.retry_after, self._max_retry_after))
+        return float(min(self._backoff * 2 ** (state.attempt_number - 1), self._max_retry_after))
 
     async def _once(self, method: str, url: str, headers: dict[str, str], kind: str, host: str) -> Response:
         bucket = self._buckets.setdefault(host, _TokenBucket(self._rate))
@@ -275,5 +275,5 @@ class Transport(SessionOwner):
         for link in response.headers.getall("Link", []):
             m = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', link)
             if m:
-                return urljoin(response.url, m.group(1))
+                return str(urljoin(response.url, m.group(1)))
         return None
