@@ -11,7 +11,8 @@ Deployment in the cluster and holding only the chart's ServiceAccount token
 HelmReleases from Git, the shard installs the one labelled for it on its own
 Lease, the main operator the unlabelled one, and relabelling in Git hands a
 release over without an uninstall, all without one refusal by the API
-server.
+server. And an existing installation gains and loses shards by `helm
+upgrade` (the main Deployment's immutable selector never changes).
 """
 
 from __future__ import annotations
@@ -60,45 +61,99 @@ def flag(args: list[str], name: str) -> str:
     return value
 
 
+class Installation:
+    """One installation of the chart in fresh namespaces (`hsc-*` for the
+    chart, `hsr-*` for the releases it may install into)."""
+
+    def __init__(self, cluster: LocalCluster, tmp_path: Path) -> None:
+        self.cluster = cluster
+        self.tmp_path = tmp_path
+        suffix = uuid.uuid4().hex[:6]
+        self.chart_ns, self.release_ns, self.release = f"hsc-{suffix}", f"hsr-{suffix}", f"helm-operator-{suffix}"
+        for ns in (self.chart_ns, self.release_ns):
+            cluster.kubectl("create", "namespace", ns)
+        self.env = cluster.env()
+        self.env.update(HELM_CACHE_HOME=str(tmp_path / "hc"), HELM_CONFIG_HOME=str(tmp_path / "hcfg"),
+                        HELM_DATA_HOME=str(tmp_path / "hd"))
+
+    def values(self, **more: Any) -> dict[str, Any]:
+        return {
+            "image": {"repository": "registry.local/helm-operator", "tag": "test"},
+            "rbac": {"releaseNamespaces": [self.release_ns]},
+            "operator": {"allowNamespace": self.release_ns},
+            "git": {"sources": [{"name": "apps", "url": "file:///unused-in-kwok", "readonly": True}]},
+            **more,
+        }
+
+    def helm(self, verb: str, values: dict[str, Any], shards: list[str]) -> str:
+        """`helm install|upgrade --wait` with `values`; waits until the main
+        Deployment and each shard's are Available; returns helm's output."""
+        values_file = self.tmp_path / f"values-{verb}.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        proc = subprocess.run(
+            [self.cluster.binary("helm"), verb, self.release, str(CHART), "-n", self.chart_ns, "-f",
+             str(values_file), "--wait", "--timeout", "3m"], env=self.env, capture_output=True, text=True,
+            check=False)
+        assert proc.returncode == 0, proc.stderr
+        for name in [self.release, *(f"{self.release}-{s}" for s in shards)]:
+            self.cluster.kubectl("wait", "-n", self.chart_ns, "--for=condition=Available", "--timeout=120s",
+                                 f"deployment/{name}")
+        return proc.stdout
+
+    def uninstall(self) -> None:
+        subprocess.run([self.cluster.binary("helm"), "uninstall", self.release, "-n", self.chart_ns, "--wait"],
+                       env=self.env, capture_output=True, text=True, check=False)
+
+
 @pytest.fixture
 def sharded_chart(cluster: LocalCluster, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`helm install` of the chart with two shards, leader election and two
     main replicas, allowed to install into a fresh namespace; uninstalled
     afterwards."""
-    suffix = uuid.uuid4().hex[:6]
-    chart_ns, release_ns, release = f"hsc-{suffix}", f"hsr-{suffix}", f"helm-operator-{suffix}"
-    for ns in (chart_ns, release_ns):
-        cluster.kubectl("create", "namespace", ns)
-    values = {
-        "image": {"repository": "registry.local/helm-operator", "tag": "test"},
-        "replicaCount": 2,
-        "leaderElection": {"enabled": True},
-        "rbac": {"releaseNamespaces": [release_ns]},
-        "operator": {"allowNamespace": release_ns},
-        "git": {"sources": [{"name": "apps", "url": "file:///unused-in-kwok", "readonly": True}]},
-        "sharding": {"shards": [{"name": "shard1"}, {"name": "shard2", "replicaCount": 1, "workers": 2}]},
-        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 2},
-        "networkPolicy": {"enabled": True},
-    }
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    env = cluster.env()
-    env.update(HELM_CACHE_HOME=str(tmp_path / "hc"), HELM_CONFIG_HOME=str(tmp_path / "hcfg"),
-               HELM_DATA_HOME=str(tmp_path / "hd"))
+    chart = Installation(cluster, tmp_path)
     started = time.monotonic()
-    install = subprocess.run(
-        [cluster.binary("helm"), "install", release, str(CHART), "-n", chart_ns, "-f", str(values_file),
-         "--wait", "--timeout", "3m"], env=env, capture_output=True, text=True, check=False)
-    assert install.returncode == 0, install.stderr
-    deployments = {"main": release, "shard1": f"{release}-shard1", "shard2": f"{release}-shard2"}
-    for name in deployments.values():
-        cluster.kubectl("wait", "-n", chart_ns, "--for=condition=Available", "--timeout=120s",
-                        f"deployment/{name}")
+    notes = chart.helm("install", chart.values(
+        replicaCount=2, leaderElection={"enabled": True},
+        sharding={"shards": [{"name": "shard1"}, {"name": "shard2", "replicaCount": 1, "workers": 2}]},
+        podDisruptionBudget={"enabled": True, "maxUnavailable": 2}, networkPolicy={"enabled": True},
+    ), ["shard1", "shard2"])
+    release = chart.release
     print(f"chart with two shards installed and Available in {time.monotonic() - started:.1f}s")
-    yield {"chart_ns": chart_ns, "release_ns": release_ns, "release": release, "deployments": deployments,
-           "service_account": release, "notes": install.stdout}
-    subprocess.run([cluster.binary("helm"), "uninstall", release, "-n", chart_ns, "--wait"],
-                   env=env, capture_output=True, text=True, check=False)
+    yield {"chart_ns": chart.chart_ns, "release_ns": chart.release_ns, "release": release,
+           "deployments": {"main": release, "shard1": f"{release}-shard1", "shard2": f"{release}-shard2"},
+           "service_account": release, "notes": notes}
+    chart.uninstall()
+
+
+def test_an_existing_installation_gains_and_loses_shards_by_helm_upgrade(cluster: LocalCluster,
+                                                                          tmp_path: Path) -> None:
+    """The main Deployment's selector is immutable: adding shards to an
+    installation must not touch it, and removing them returns the main
+    operator to serving everything."""
+    chart = Installation(cluster, tmp_path)
+    try:
+        chart.helm("install", chart.values(), [])
+        main_selector = json.loads(cluster.kubectl("get", "deployment", chart.release, "-n", chart.chart_ns,
+                                                   "-o", "json").stdout)["spec"]["selector"]
+        assert not [a for a in container_args(cluster, chart.chart_ns, chart.release, "operator")
+                    if a.startswith("--watch-label-selector")]
+
+        chart.helm("upgrade", chart.values(sharding={"shards": [{"name": "shard1"}]}), ["shard1"])
+        after = json.loads(cluster.kubectl("get", "deployment", chart.release, "-n", chart.chart_ns,
+                                           "-o", "json").stdout)
+        assert after["spec"]["selector"] == main_selector
+        assert flag(container_args(cluster, chart.chart_ns, chart.release, "operator"),
+                    "--watch-label-selector") == f"{KEY} notin (shard1)"
+        assert flag(container_args(cluster, chart.chart_ns, f"{chart.release}-shard1", "operator"),
+                    "--watch-label-selector") == f"{KEY}=shard1"
+
+        chart.helm("upgrade", chart.values(), [])
+        assert get(cluster, chart.chart_ns, "deployment", f"{chart.release}-shard1") is None
+        assert get(cluster, chart.chart_ns, "service", f"{chart.release}-shards") is None
+        assert not [a for a in container_args(cluster, chart.chart_ns, chart.release, "operator")
+                    if a.startswith("--watch-label-selector")], "no shards: the main operator serves everything"
+    finally:
+        chart.uninstall()
 
 
 def _pods_by_deployment(cluster: LocalCluster, ns: str, release: str) -> dict[str, list[dict[str, Any]]]:
