@@ -35,7 +35,7 @@ from helm_operator.cli.clusterargs import (
     table,
 )
 from helm_operator.kube import NotFound
-from helm_operator.cli.settings import parse_duration
+from helm_operator.cli.parsing import duration
 
 KIND = "helmrelease"
 KIND_ALIASES = ["hr", "helmreleases", "hrs"]
@@ -51,7 +51,7 @@ def _kind_parser(subparsers: argparse._SubParsersAction, verb: str, help_text: s
 
 def _add_wait_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--wait", action="store_true", help=f"wait until {what}; exit 1 when it failed")
-    p.add_argument("--timeout", type=parse_duration, default=parse_duration("5m"),
+    p.add_argument("--timeout", type=duration, default=duration("5m"), metavar="DURATION",
                    help="how long --wait waits, e.g. 90s or 5m (default 5m); exit 1 when it runs out")
 
 
