@@ -36,6 +36,15 @@ from helm_operator.runtime.logs import fields
 log = logging.getLogger("helm_operator.gitsync")
 
 
+# Where the syncer keeps its status, and so where sync-status looks: the same for both.
+NAMESPACE_ORDER = "default: $POD_NAMESPACE, else the context's namespace, else the pod's, else default"
+
+
+def status_namespace(args: argparse.Namespace, context_namespace: str | None) -> str:
+    """-n, else $POD_NAMESPACE (the chart sets it), else the kubeconfig context's, else the pod's or default."""
+    return args.namespace or os.environ.get("POD_NAMESPACE") or context_namespace or own_namespace()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sync = subparsers.add_parser(
         "sync", help="apply the manifests of Git sources to the cluster, continuously",
@@ -45,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "errors or it cannot start (e.g. no usable kubeconfig: one line on stderr says what to "
                     "do), 2 for a flag or source configuration it cannot use.")
     add_cluster_flags(sync, namespace_help="namespace of the sync status ConfigMaps and the Lease "
-                                           "(default: $POD_NAMESPACE, the pod's, else default)",
+                                           f"({NAMESPACE_ORDER})",
                       kubeconfig_help="kubeconfig file (default: $KUBECONFIG, else the in-cluster config, "
                                       "else ~/.kube/config)")
     sync.add_argument("--git-url", metavar="URL", help="Git remote (ssh://, git@host:path, https://, file://)")
@@ -107,8 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="The last pass of each Git source as the syncer stored it (one ConfigMap per source). "
                     "Exit code 0 when every source synced cleanly, 1 when one reported errors or the "
                     "status cannot be read (one line on stderr says why).")
-    add_cluster_flags(st, namespace_help="namespace the syncer runs in (default: the context's namespace, "
-                                         "else $POD_NAMESPACE or the pod's, else default)")
+    add_cluster_flags(st, namespace_help=f"namespace the syncer keeps its status in ({NAMESPACE_ORDER})")
     add_output_flag(st, ("text", "table", "json", "yaml"), "text", tables=True)
     st.set_defaults(handler=run_sync_status)
 
@@ -124,13 +132,17 @@ def _cluster(config: SyncerConfig):  # type: ignore[no-untyped-def]
 def run_sync(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else args.log_level, args.log_format)
     allow_api_json_depth()
+    from helm_operator.kube.rest import kubeconfig_namespace
+
+    kubeconfig = str(args.kubeconfig) if args.kubeconfig else os.environ.get("KUBECONFIG") or None
+    context_namespace = kubeconfig_namespace(kubeconfig, args.context)
+    args.namespace = status_namespace(args, context_namespace)
     try:
         config = from_args(args)
     except (ConfigError, GitError) as e:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return USAGE_ERROR
     from helm_operator.gitsync.syncer import Syncer
-    from helm_operator.kube.rest import kubeconfig_namespace
     from helm_operator.runtime.http import TokenFileError, read_token_file
 
     try:
@@ -139,8 +151,7 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"helm-operator sync: {e}", file=sys.stderr)
         return USAGE_ERROR
     cluster = _cluster(config)  # before anything else: a kubeconfig it cannot use is one line, exit 1
-    kubeconfig = str(config.kubeconfig) if config.kubeconfig else os.environ.get("KUBECONFIG") or None
-    default_ns = args.default_namespace or kubeconfig_namespace(kubeconfig, config.kube_context) or "default"
+    default_ns = args.default_namespace or context_namespace or "default"
     try:
         syncer = Syncer(config, cluster, default_ns, webhook_token=token)
     except GitError as e:
@@ -178,15 +189,16 @@ def status_row(s: SyncStatus) -> list[str]:
 def run_sync_status(args: argparse.Namespace) -> int:
     from helm_operator.gitsync.status import format_text, read_all
 
-    cluster = connect(args, own_namespace)
-    statuses = asyncio.run(read_all(cluster.kube.cluster, cluster.namespace))
+    cluster = connect(args, own_namespace)   # its namespace: -n, else the context's, else own_namespace()
+    namespace = args.namespace or os.environ.get("POD_NAMESPACE") or cluster.namespace  # status_namespace's order
+    statuses = asyncio.run(read_all(cluster.kube.cluster, namespace))
     if args.output in ("json", "yaml"):
         sys.stdout.write(dump([asdict(s) for s in statuses], args.output))
     elif args.output == "table":
         if statuses:
             sys.stdout.write(table(STATUS_COLUMNS, [status_row(s) for s in statuses], args.no_headers))
         else:
-            print(f"no sync status in namespace {cluster.namespace} (has `helm-operator sync` run there?)",
+            print(f"no sync status in namespace {namespace} (has `helm-operator sync` run there?)",
                   file=sys.stderr)
     else:
         sys.stdout.write(format_text(statuses))
