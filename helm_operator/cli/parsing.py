@@ -65,7 +65,8 @@ class Parser(argparse.ArgumentParser):
             close = difflib.get_close_matches(wanted, known, n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(known)}"
             self._usage_error(f"unknown {flag.lower()} {wanted!r}{hint}")
-        if any(message.startswith(s) for s in _STRUCTURAL):
+        if not flag or any(message.startswith(s) for s in _STRUCTURAL):   # newer Pythons raise some of
+            # argparse's own complaints (missing, left over) as errors without a flag
             self._usage_error(f"{flag}: {_plain(message)}" if flag else _plain(message))
         self.exit(USAGE_ERROR, f"{self.prog}: {flag}: {_value_message(message)}\n")
 
