@@ -425,6 +425,7 @@ def fake_status(monkeypatch: pytest.MonkeyPatch) -> list[SyncStatus]:
         assert namespace == "flux"
         return statuses
 
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
     monkeypatch.setattr(sync, "connect", lambda args, fallback=None: Cluster(
         type("K", (), {"cluster": None})(), args.namespace or "flux", None, None))  # type: ignore[arg-type]
     monkeypatch.setattr(status, "read_all", read_all)
