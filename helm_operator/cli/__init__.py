@@ -1,7 +1,7 @@
 """The `helm-operator` command: one entry point, one module per group of
 subcommands (`cli/run.py`, `cli/sync.py`, `cli/workloads.py`, ...), and the
-plumbing those share (`errors`, `workload`, `output`, `gitchange`,
-`registryaccess`).
+plumbing those share (`parsing`, `clusterargs`, `settings`, `errors`,
+`workload`, `output`, `gitchange`, `registryaccess`, `completion`).
 
 The package is the top of the house: it parses arguments, builds each
 role's settings and hands over to the role (`operator`, `gitsync`,
