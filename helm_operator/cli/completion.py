@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser(
         "completion", help="print the shell completion script for bash, zsh or fish",
         description="Print the script that makes the shell complete helm-operator's subcommands,\n"
-                    "flags and their choices. Load it with:\n\n  " + "\n  ".join(_HOW[s] for s in SHELLS),
+                    "flags and their choices. Exit code 0. Load it with:\n\n  " + "\n  ".join(_HOW[s] for s in SHELLS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="the shell to complete in: bash, zsh or fish")
     p.set_defaults(handler=run_completion)
