@@ -1,9 +1,11 @@
-"""What every command that talks to the cluster as a person shares: the
-kubectl-style flags (`--kubeconfig`, `--context`, `-n`, `-A`), connecting,
-`-o table|json|yaml` printing, and one-line errors.
+"""What every command that talks to the cluster shares: the kubectl-style
+flags (`--kubeconfig`, `--context`, `-n`, `-A`), connecting, `-o
+table|json|yaml` printing, and one-line errors.
 
-Place in the flow: `cli/release.py` and `cli/diff.py` call these before and
-after their work. Errors a user can fix (no kubeconfig, an unknown context,
+Place in the flow: the commands a person runs (`release.py`, `diff.py`,
+`workloads.py`, `sync-status` in `sync.py`) call these before and after
+their work; `run` and `sync` use `startup_errors` for what stops them
+before they start. Errors a user can fix (no kubeconfig, an unknown context,
 an API server that does not answer, a refusal) become one line on stderr
 saying what failed and what to do, never a traceback.
 
@@ -26,22 +28,22 @@ from typing import Any
 import yaml
 
 from helm_operator import __version__
+from helm_operator.cli.errors import CommandError  # one kind of failure a user can act on, for all commands
 from helm_operator.kube import Kube, KubeError
 
 USER_AGENT = f"helm-operator-cli/{__version__}"
 FIELD_MANAGER = "helm-operator-cli"  # who changed spec.suspend or the request annotations
 
 
-class CommandError(Exception):
-    """A failure the user can act on; the message is the whole line."""
-
-
 def add_cluster_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = False,
-                      namespace_help: str | None = None) -> None:
+                      namespace_help: str | None = None,
+                      kubeconfig_help: str = "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, "
+                                             "else in-cluster)") -> None:
+    """``--kubeconfig``, ``--context``, ``-n/--namespace`` and, with `all_namespaces`, ``-A``: kubectl's."""
     g = p.add_argument_group("cluster")
-    g.add_argument("--kubeconfig", type=Path, default=None,
-                   help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)")
-    g.add_argument("--context", default=None, help="kubeconfig context to use (default: the current context)")
+    g.add_argument("--kubeconfig", type=Path, default=None, metavar="PATH", help=kubeconfig_help)
+    g.add_argument("--context", default=None, metavar="NAME",
+                   help="kubeconfig context to use (default: the current context)")
     g.add_argument("-n", "--namespace", default=None,
                    help=namespace_help or "namespace of the HelmRelease (default: the context's namespace, "
                                           "else default)")
@@ -52,9 +54,11 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = Fals
 
 def add_output_flag(p: argparse.ArgumentParser, choices: Sequence[str], default: str,
                     tables: bool = False) -> None:
+    """``-o/--output`` among `choices`, and with `tables` ``--no-headers``, as kubectl has them."""
+    machine = [c for c in choices if c in ("json", "yaml")]
     p.add_argument("-o", "--output", choices=list(choices), default=default,
-                   help=f"output format: {', '.join(choices)} (default {default}); json and yaml are "
-                        "for scripts")
+                   help=f"output format: {', '.join(choices)} (default {default}); {' and '.join(machine)} "
+                        f"{'are' if len(machine) > 1 else 'is'} for scripts")
     if tables:
         p.add_argument("--no-headers", action="store_true", help="leave out the table's header line")
 
@@ -69,8 +73,11 @@ class Cluster:
     context: str | None
 
 
-def connect(args: argparse.Namespace) -> Cluster:
-    """A Kube from the flags, found as kubectl finds it; KubeError when that is impossible."""
+def connect(args: argparse.Namespace, fallback_namespace: Callable[[], str] = lambda: "default") -> Cluster:
+    """A Kube from the flags, found as kubectl finds it; KubeError when that is impossible.
+
+    The namespace: ``-n``, else the context's, else `fallback_namespace()`.
+    """
     from helm_operator.kube.rest import kubeconfig_namespace
     from helm_operator.kube.client import load_cli_client
 
@@ -78,7 +85,7 @@ def connect(args: argparse.Namespace) -> Cluster:
     api.user_agent = USER_AGENT  # the API server's audit log tells our requests apart
     # $KUBECONFIG as it is now (the client library reads it once, at import), a list of files merged
     path = str(args.kubeconfig) if args.kubeconfig else os.environ.get("KUBECONFIG") or None
-    namespace = args.namespace or kubeconfig_namespace(path, args.context) or "default"
+    namespace = args.namespace or kubeconfig_namespace(path, args.context) or fallback_namespace()
     return Cluster(Kube(api), namespace, args.kubeconfig, args.context)
 
 
@@ -132,6 +139,24 @@ def one_line_errors(command: str) -> Callable[[Callable[[argparse.Namespace], in
                 if reason is None:
                     reason = f"unexpected error ({type(e).__name__}: {e}); please report it"
                 return fail(command, reason)
+        return run
+    return wrap
+
+
+def startup_errors(command: str) -> Callable[[Callable[[argparse.Namespace], int]],
+                                             Callable[[argparse.Namespace], int]]:
+    """For a long-running command (`run`, `sync`): what stops it before it starts (no usable
+    kubeconfig, an unknown context, a setting it cannot use) is one line `helm-operator <command>: ...`
+    and exit code 1. Once it runs, the process reports through its logs and /healthz, as before."""
+    from helm_operator.kube.errors import KubeConfigError
+
+    def wrap(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except (CommandError, KubeConfigError) as e:
+                return fail(command, str(e))
         return run
     return wrap
 

@@ -28,14 +28,9 @@ from typing import TYPE_CHECKING, Any
 from helm_operator import boundedyaml
 from helm_operator.api.constants import API_VERSION, KIND
 from helm_operator.cli.clusterargs import (
-    Cluster,
-    CommandError,
-    add_cluster_flags,
-    add_output_flag,
-    connect,
-    dump,
-    one_line_errors,
+    Cluster, add_cluster_flags, add_output_flag, connect, dump, one_line_errors,
 )
+from helm_operator.cli.errors import CommandError
 from helm_operator.release.hostpolicy import HostPolicy
 from helm_operator.cli.settings import add_yaml_limit_flags, yaml_limits_from_args
 
@@ -59,13 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                         "name none (default: the context's namespace, else default)")
     add_output_flag(p, ("text", "json"), "text")
     g = p.add_argument_group("as the operator runs (use the same values as its flags)")
-    g.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"),
+    g.add_argument("--helm-binary", default=os.environ.get("HELM_BINARY", "helm"), metavar="PATH",
                    help="helm v4 executable (default: $HELM_BINARY, else helm)")
-    g.add_argument("--cache-dir", type=Path, default=None,
+    g.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="keep fetched charts and Git mirrors here for the next run (default: a temporary "
                         "folder, removed at the end)")
-    g.add_argument("--git-default-ref", default="master", help="chart ref when a Git chart names none")
-    g.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"),
+    g.add_argument("--git-default-ref", default="master", metavar="REF",
+                   help="chart ref when a Git chart names none (default master)")
+    g.add_argument("--git-ssh-command", default=os.environ.get("GIT_SSH_COMMAND"), metavar="COMMAND",
                    help="ssh command for ssh Git chart sources (default: $GIT_SSH_COMMAND)")
     g.add_argument("--oci-plain-http", action="store_true", help="talk plain HTTP to OCI registries")
     g.add_argument("--external-source-allow", action="append", default=[], metavar="HOST",

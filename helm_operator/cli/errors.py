@@ -1,10 +1,11 @@
 """How a subcommand fails: one line on stderr naming what failed and what to do, exit code 1.
 
-Place in the flow: the handlers of the Git and registry commands
-(`workloads`, `imagerelease`, `imagepolicy`) raise `CommandError`; `runner`
-wraps each async handler for argparse, runs it on its own event loop and
-turns the error into that line. What this module does NOT do: parse
-arguments or decide anything.
+Place in the flow: every command raises `CommandError` for a failure the
+user can act on. The Git commands (`imagerelease`, `imagepolicy`) are
+wrapped by `runner`, which runs each async handler on its own event loop and
+turns the error into that line; the commands that read the cluster use
+`clusterargs.one_line_errors` (the same line, and Kubernetes errors too).
+What this module does NOT do: parse arguments or decide anything.
 """
 
 from __future__ import annotations

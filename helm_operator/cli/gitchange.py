@@ -123,12 +123,15 @@ def report(outcome: Outcome, workload: Workload, nothing: str) -> int:
 
 def add_git_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Git (where the change is committed)")
-    g.add_argument("--git-url", default=None, help="repository holding the HelmRelease files "
-                                                   "(default: $HELM_OPERATOR_GIT_URL)")
-    g.add_argument("--git-branch", default="master", help="branch to commit to (default: master)")
-    g.add_argument("--git-path", action="append", default=[], help="paths with HelmReleases (repeatable)")
-    g.add_argument("--git-user", default=None, help="commit author name (default: git config user.name)")
-    g.add_argument("--git-email", default=None, help="commit author email (default: git config user.email)")
+    g.add_argument("--git-url", default=None, metavar="URL",
+                   help="repository holding the HelmRelease files (default: $HELM_OPERATOR_GIT_URL)")
+    g.add_argument("--git-branch", default="master", metavar="BRANCH", help="branch to commit to (default: master)")
+    g.add_argument("--git-path", action="append", default=[], metavar="PATH",
+                   help="paths with HelmReleases (repeatable; default: the whole repository)")
+    g.add_argument("--git-user", default=None, metavar="NAME",
+                   help="commit author name (default: git config user.name)")
+    g.add_argument("--git-email", default=None, metavar="EMAIL",
+                   help="commit author email (default: git config user.email)")
 
 
 def git_command(subparsers: argparse._SubParsersAction, name: str,  # type: ignore[type-arg]
@@ -137,7 +140,12 @@ def git_command(subparsers: argparse._SubParsersAction, name: str,  # type: igno
 
     ``--kubeconfig`` (and the registry flags, when unused) stay accepted, unlisted: scripts pass them.
     """
-    p: argparse.ArgumentParser = subparsers.add_parser(name, help=text)
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=text,
+        description=f"{text[0].upper()}{text[1:]}: one commit to the HelmRelease's file in Git (the cluster "
+                    "is not changed; the syncer applies the commit). Exit code 0 when committed, or when "
+                    "there was nothing to change (no commit); 1 when refused or failed (one line on stderr "
+                    "says why; nothing is committed).")
     add_kubeconfig_flag(p, shown=False)
     add_default_namespace_flag(p)
     add_registry_flags(p, shown=registry)

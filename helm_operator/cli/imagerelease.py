@@ -184,9 +184,10 @@ async def release(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = git_command(subparsers, "release", "set image tags of a HelmRelease in Git (one commit)", registry=True)
+    p = git_command(subparsers, "release", "set image tags of a HelmRelease in Git", registry=True)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("-i", "--update-image", help="repository:tag to release")
+    which.add_argument("-i", "--update-image", metavar="REPOSITORY:TAG",
+                       help="the image to release, e.g. ghcr.io/org/app:1.2.3")
     which.add_argument("--update-all-images", action="store_true",
                        help="every container to the newest tag its filter allows")
     p.add_argument("--dry-run", action="store_true", help="print the diff, commit nothing")

@@ -17,10 +17,11 @@ from helm_operator.cli.errors import CommandError
 
 def add_registry_flags(p: argparse.ArgumentParser, shown: bool = True) -> None:
     """``--registry-insecure-host`` and ``--docker-config``; accepted but not listed when not `shown`."""
-    p.add_argument("--registry-insecure-host", action="append", default=[],
+    p.add_argument("--registry-insecure-host", action="append", default=[], metavar="HOST:PORT",
                    help="registry host:port spoken to over plain HTTP (repeatable)" if shown else argparse.SUPPRESS)
-    p.add_argument("--docker-config", type=Path, default=None,
-                   help="docker config.json with registry auths" if shown else argparse.SUPPRESS)
+    p.add_argument("--docker-config", type=Path, default=None, metavar="PATH",
+                   help="docker config.json with registry auths (default: anonymous)" if shown
+                   else argparse.SUPPRESS)
 
 
 def registry_client(args: argparse.Namespace) -> RegistryClient:

@@ -24,18 +24,11 @@ from typing import Any
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.cli import hrview
 from helm_operator.cli.clusterargs import (
-    FIELD_MANAGER,
-    Cluster,
-    CommandError,
-    add_cluster_flags,
-    add_output_flag,
-    connect,
-    dump,
-    one_line_errors,
-    table,
+    FIELD_MANAGER, Cluster, add_cluster_flags, add_output_flag, connect, dump, one_line_errors, table,
 )
+from helm_operator.cli.errors import CommandError
 from helm_operator.kube import NotFound
-from helm_operator.cli.settings import parse_duration
+from helm_operator.cli.parsing import duration
 
 KIND = "helmrelease"
 KIND_ALIASES = ["hr", "helmreleases", "hrs"]
@@ -51,7 +44,7 @@ def _kind_parser(subparsers: argparse._SubParsersAction, verb: str, help_text: s
 
 def _add_wait_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--wait", action="store_true", help=f"wait until {what}; exit 1 when it failed")
-    p.add_argument("--timeout", type=parse_duration, default=parse_duration("5m"),
+    p.add_argument("--timeout", type=duration, default=duration("5m"), metavar="DURATION",
                    help="how long --wait waits, e.g. 90s or 5m (default 5m); exit 1 when it runs out")
 
 
@@ -59,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = _kind_parser(subparsers, "reconcile", "ask the operator to reconcile a HelmRelease now",
                      "Write reconcile.fluxcd.io/requestedAt on the HelmRelease (as `flux reconcile` does); "
                      "the operator reconciles it at once, past any retry backoff, and echoes the token in "
-                     "status.lastHandledReconcileAt.")
+                     "status.lastHandledReconcileAt. Exit code 0 when requested (with --wait: when the answer "
+                     "is Ready); 1 when the answer is a failure, --wait timed out, or the HelmRelease cannot be "
+                     "read or changed (one line on stderr says why).")
     p.add_argument("name", help="name of the HelmRelease")
     p.add_argument("--force", action="store_true",
                    help="also write reconcile.fluxcd.io/forceAt: one upgrade even when nothing changed, "
@@ -74,14 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = _kind_parser(subparsers, "suspend", "stop every action of the operator on a HelmRelease",
                      "Set spec.suspend: true: no install, upgrade, rollback, drift repair or image "
                      "automation until it is resumed. If Git sets spec.suspend, the next sync puts Git's "
-                     "value back: suspend in Git to make it last.")
+                     "value back: suspend in Git to make it last. Exit code 0 when suspended; "
+                     "1 when it cannot be read or changed (one line on stderr says why).")
     p.add_argument("name", help="name of the HelmRelease")
     add_cluster_flags(p)
     add_output_flag(p, ("text", "json", "yaml"), "text")
     p.set_defaults(handler=run_suspend)
 
     p = _kind_parser(subparsers, "resume", "let the operator act on a suspended HelmRelease again",
-                     "Set spec.suspend: false; the operator reconciles the HelmRelease at once.")
+                     "Set spec.suspend: false; the operator reconciles the HelmRelease at once. Exit code 0 "
+                     "when resumed (with --wait: when Ready); 1 when it failed, --wait timed out, or it cannot "
+                     "be read or changed (one line on stderr says why).")
     p.add_argument("name", help="name of the HelmRelease")
     _add_wait_flags(p, "the resumed HelmRelease is Ready (exit 0) or failed")
     add_cluster_flags(p)
@@ -89,7 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(handler=run_resume)
 
     p = _kind_parser(subparsers, "get", "show HelmReleases: ready, phase, revision, suspended, failures",
-                     "One line per HelmRelease from its status (no helm, one API request).")
+                     "One line per HelmRelease from its status (no helm, one API request). Exit code 0, also "
+                     "when there are none; 1 when the named one does not exist or the cluster cannot be read "
+                     "(one line on stderr says why).")
     p.add_argument("name", nargs="?", default=None, help="name of one HelmRelease (default: all in the namespace)")
     add_cluster_flags(p, all_namespaces=True)
     add_output_flag(p, ("table", "json", "yaml"), "table", tables=True)
@@ -97,7 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = _kind_parser(subparsers, "history", "show the revisions the operator made for a HelmRelease",
                      "status.history, newest first: revision, action, helm status, chart, tests, "
-                     "configuration digest, time (no helm, one API request).")
+                     "configuration digest, time (no helm, one API request). Exit code 0, also when there is "
+                     "no history yet; 1 when the HelmRelease does not exist or the cluster cannot be read "
+                     "(one line on stderr says why).")
     p.add_argument("name", help="name of the HelmRelease")
     add_cluster_flags(p)
     add_output_flag(p, ("table", "json", "yaml"), "table", tables=True)

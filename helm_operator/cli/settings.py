@@ -1,5 +1,5 @@
-"""Flags shared by the commands: duration and size parsing, YAML limits,
-health thresholds, and logging set-up.
+"""Flags shared by the long-running commands: YAML limits, health thresholds,
+and logging set-up.
 
 Each command module of this package turns flags into its role's own frozen
 settings; this module holds only what they share. Logging goes through one handler whose
@@ -12,45 +12,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 
 from helm_operator import boundedyaml
 from helm_operator.boundedyaml import YamlLimits, human_bytes
+from helm_operator.cli.parsing import add_listen_flag, count, duration, parse_duration, parse_size, size
 from helm_operator.redaction import redact_text
 from helm_operator.runtime import logs
 from helm_operator.runtime.logs import extra_fields
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from a Go-style duration ("3m", "1h30m", "45s", "500ms") or plain seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    m = _DURATION.match(text)
-    if not text or not m or not any(m.groups()):
-        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 3m, 1h")
-    h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
-    return h * 3600 + mi * 60 + s + ms / 1000
-
-
-_SIZE = re.compile(r"^(\d+)\s*(?:([KMG])(i?)B?)?$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``16Mi``, ``64MiB``, ``3M`` (decimal), ``1048576``: Kubernetes-style sizes."""
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise ValueError(f"invalid size {text!r}: use e.g. 512Ki, 16Mi, 1Gi or a number of bytes")
-    number, unit, binary = m.groups()
-    if unit is None:
-        return int(number)
-    power = "KMG".index(unit.upper()) + 1
-    return int(int(number) * (1024 if binary else 1000) ** power)
+# The parsers of durations and sizes live with the other flag types (`parsing`); named here too
+# because the command modules have always found them here.
+__all__ = ["parse_duration", "parse_size", "add_yaml_limit_flags", "yaml_limits_from_args", "RedactingFilter",
+           "allow_api_json_depth", "add_process_flags", "add_health_flags", "add_logging_flags", "setup_logging", "LOG_LEVELS"]
 
 
 def add_yaml_limit_flags(parser: argparse.ArgumentParser, *, charts: bool) -> None:
@@ -61,19 +35,21 @@ def add_yaml_limit_flags(parser: argparse.ArgumentParser, *, charts: bool) -> No
     """
     nodes = boundedyaml.DEFAULT_VALUES_MAX_NODES if charts else boundedyaml.DEFAULT_MAX_NODES
     g = parser.add_argument_group("limits on YAML from users (values, manifests, config)")
-    g.add_argument("--yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_MAX_BYTES,
+    g.add_argument("--yaml-max-bytes", type=size, metavar="SIZE", default=boundedyaml.DEFAULT_MAX_BYTES,
                    help="largest YAML file or values source, and the most text its aliases may "
                         f"expand to (default {human_bytes(boundedyaml.DEFAULT_MAX_BYTES).replace(' ', '')})")
-    g.add_argument("--yaml-max-depth", type=int, default=boundedyaml.DEFAULT_MAX_DEPTH,
+    g.add_argument("--yaml-max-depth", type=count, metavar="N", default=boundedyaml.DEFAULT_MAX_DEPTH,
                    help=f"deepest nesting of maps and lists (default {boundedyaml.DEFAULT_MAX_DEPTH})")
-    g.add_argument("--yaml-max-nodes", type=int, default=nodes,
+    g.add_argument("--yaml-max-nodes", type=count, metavar="N", default=nodes,
                    help="most maps, lists and scalars in one file or values source once its aliases "
                         f"(*name) are expanded (default {nodes})")
     if charts:
-        g.add_argument("--chart-yaml-max-bytes", type=parse_size, default=boundedyaml.DEFAULT_CHART_MAX_BYTES,
+        g.add_argument("--chart-yaml-max-bytes", type=size, metavar="SIZE",
+                       default=boundedyaml.DEFAULT_CHART_MAX_BYTES,
                        help="largest chart file read (a Helm repository's index.yaml, Chart.yaml) "
                             f"(default {human_bytes(boundedyaml.DEFAULT_CHART_MAX_BYTES).replace(' ', '')})")
-        g.add_argument("--chart-yaml-max-nodes", type=int, default=boundedyaml.DEFAULT_CHART_MAX_NODES,
+        g.add_argument("--chart-yaml-max-nodes", type=count, metavar="N",
+                       default=boundedyaml.DEFAULT_CHART_MAX_NODES,
                        help="most nodes in one chart file, aliases expanded "
                             f"(default {boundedyaml.DEFAULT_CHART_MAX_NODES})")
 
@@ -133,15 +109,25 @@ def allow_api_json_depth() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), API_JSON_MAX_DEPTH + 2_000))
 
 
-def add_health_flags(parser: argparse.ArgumentParser) -> None:
+def add_process_flags(parser: argparse.ArgumentParser, *, port: int, serves: str,
+                      old_listen_port: bool = False) -> None:
+    """What every long-running command (`run`, `sync`) takes alike: where it listens, how it logs,
+    when ``/healthz`` fails. `old_listen_port` keeps the syncer's ``--listen-port N`` (unlisted)."""
+    g = parser.add_argument_group("process (the same on run and sync)")
+    add_listen_flag(parser, port, serves, old_port_flag=old_listen_port, group=g)
+    add_logging_flags(g)
+    add_health_flags(g)
+
+
+def add_health_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """When ``/healthz`` fails: the same on every long-running command (see `runtime.health`)."""
     from helm_operator.runtime.health import DEFAULT_API_THRESHOLD, DEFAULT_LOOP_THRESHOLD
 
-    parser.add_argument("--api-unreachable-threshold", type=parse_duration, default=DEFAULT_API_THRESHOLD,
+    parser.add_argument("--api-unreachable-threshold", type=duration, default=DEFAULT_API_THRESHOLD,
                         metavar="DURATION",
                         help="/healthz fails once the API server has been unreachable this long "
                              f"(default {DEFAULT_API_THRESHOLD:.0f}s)")
-    parser.add_argument("--loop-stall-threshold", type=parse_duration, default=DEFAULT_LOOP_THRESHOLD,
+    parser.add_argument("--loop-stall-threshold", type=duration, default=DEFAULT_LOOP_THRESHOLD,
                         metavar="DURATION",
                         help="/healthz fails when the event loop was blocked this long since the previous "
                              f"check (default {DEFAULT_LOOP_THRESHOLD:.0f}s; 0 = never)")
@@ -155,7 +141,7 @@ def _log_level(text: str) -> str:
     return "warning" if level == "warn" else level
 
 
-def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+def add_logging_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--log-level`` and ``--log-format``: the same on every long-running command."""
     parser.add_argument("--log-level", type=_log_level, choices=LOG_LEVELS, default="info",
                         help="least severe lines written (default info; debug adds library lines "

@@ -71,12 +71,14 @@ def unknown_workload(wanted: Workload, known: Iterable[Workload], where: str) ->
 
 
 def add_workload_flag(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("-w", "--workload", required=required, help="namespace:helmrelease/name")
+    p.add_argument("-w", "--workload", required=required, metavar="NAMESPACE:helmrelease/NAME",
+                   help="the HelmRelease, e.g. apps:helmrelease/web")
 
 
 def add_default_namespace_flag(p: argparse.ArgumentParser, shown: bool = True,
-                               text: str = "namespace of HelmRelease documents in Git that name none") -> None:
-    p.add_argument("--k8s-default-namespace", default="default",
+                               text: str = "namespace of HelmRelease documents in Git that name none",
+                               default: str | None = "default") -> None:
+    p.add_argument("--k8s-default-namespace", default=default, metavar="NAMESPACE",
                    help=f"{text} (default: default)" if shown else argparse.SUPPRESS)
 
 

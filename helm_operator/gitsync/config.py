@@ -104,6 +104,7 @@ class SourceConfig:
 class SyncerConfig:
     sources: tuple[SourceConfig, ...]
     kubeconfig: Path | None = None
+    kube_context: str | None = None  # a kubeconfig context other than the current one
     namespace: str = "default"  # where status ConfigMaps (and read-only markers) live
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
@@ -218,7 +219,7 @@ def from_args(args: argparse.Namespace) -> SyncerConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     return SyncerConfig(
-        sources=sources, kubeconfig=args.kubeconfig,
+        sources=sources, kubeconfig=args.kubeconfig, kube_context=getattr(args, "context", None),
         namespace=args.namespace or own_namespace(),
         listen_host=args.listen_host, listen_port=args.listen_port,
         workdir=args.workdir, once=args.once,

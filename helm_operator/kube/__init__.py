@@ -18,7 +18,9 @@ runs it in a thread (`asyncio.to_thread`); callers never block the loop.
 
 from helm_operator.kube.apply import ClusterApi, ObjectRef
 from helm_operator.kube.client import Kube
-from helm_operator.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound, Timeout, Unreachable
+from helm_operator.kube.errors import (
+    Conflict, Forbidden, Invalid, KubeConfigError, KubeError, NotFound, Timeout, Unreachable,
+)
 
-__all__ = ["ClusterApi", "Conflict", "Forbidden", "Invalid", "Kube", "KubeError", "NotFound", "ObjectRef",
-           "Timeout", "Unreachable"]
+__all__ = ["ClusterApi", "Conflict", "Forbidden", "Invalid", "Kube", "KubeConfigError", "KubeError", "NotFound",
+           "ObjectRef", "Timeout", "Unreachable"]

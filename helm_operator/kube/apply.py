@@ -56,9 +56,9 @@ class ClusterApi:
         self.discovery = discovery or DiscoveryCache(rest)
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None, *,
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, *, context: str | None = None,
                         max_request_bytes: int = MAX_REQUEST_BYTES) -> "ClusterApi":
-        return cls(RestClient.from_kubeconfig(kubeconfig, max_request_bytes=max_request_bytes))
+        return cls(RestClient.from_kubeconfig(kubeconfig, context=context, max_request_bytes=max_request_bytes))
 
     # ---- discovery (shared) ------------------------------------------------
     async def discover(self) -> Discovery:

@@ -18,22 +18,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
 from helm_operator.api.constants import GROUP, PLURAL, VERSION
 from helm_operator.kube.apply import ClusterApi, ObjectRef
-from helm_operator.kube.errors import KubeError, NotFound
-from helm_operator.kube.rest import (
-    MERGE_PATCH, RestClient, api_path, load_api_client, load_incluster_config, load_kube_config,
-)
+from helm_operator.kube.errors import KubeConfigError, KubeError, NotFound
+from helm_operator.kube.rest import MERGE_PATCH, RestClient, api_path, load_api_client
 from helm_operator.redaction import redact_text
 
-__all__ = ["Kube", "KubeError", "NotFound", "ObjectRef", "load_api_client"]
+__all__ = ["Kube", "KubeConfigError", "KubeError", "NotFound", "ObjectRef", "load_api_client", "load_cli_client"]
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +40,15 @@ def _hr_path(namespace: str | None = None, name: str | None = None, subresource:
     return api_path(GROUP, VERSION, PLURAL, namespace, name, subresource)
 
 
-class KubeConfigError(KubeError):
-    """No usable kubeconfig (missing file, unknown context, no cluster to reach)."""
-
-
 def load_cli_client(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
     """An ApiClient for a command run by a person, found as kubectl finds it.
 
     `--kubeconfig`, else $KUBECONFIG (a list of files is merged), else
     ~/.kube/config, else the in-cluster config; `context` picks a context
-    other than the current one. Failures say what is missing and how to fix it.
+    other than the current one. Failures (`KubeConfigError`) say what is
+    missing and how to fix it.
     """
-    cfg = client.Configuration()
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    default = Path("~/.kube/config").expanduser()
-    if kubeconfig is not None and not kubeconfig.is_file():
-        raise KubeConfigError(f"kubeconfig {kubeconfig} not found: pass an existing file with --kubeconfig")
-    if kubeconfig is None and path is not None and not any(Path(p).expanduser().is_file()
-                                                         for p in str(path).split(os.pathsep) if p):
-        raise KubeConfigError(f"$KUBECONFIG names {path}, which does not exist: fix $KUBECONFIG or pass "
-                              "--kubeconfig")
-    if path is None and not default.is_file():
-        try:
-            load_incluster_config(client_configuration=cfg)
-            return client.ApiClient(cfg)
-        except config.ConfigException:
-            raise KubeConfigError("no kubeconfig: pass --kubeconfig, set $KUBECONFIG or create "
-                                  f"{default}") from None
-    try:
-        load_kube_config(config_file=str(path) if path else None, context=context,
-                                client_configuration=cfg)
-    except (config.ConfigException, OSError, ValueError, TypeError) as e:
-        where = path or str(default)
-        if context and f"name {context}" in str(e):
-            raise KubeConfigError(f"context {context!r} is not in kubeconfig {where}: pick one of "
-                                  "kubectl config get-contexts") from None
-        raise KubeConfigError(f"kubeconfig {where} cannot be used ({e}); check it with kubectl config view") from None
-    return client.ApiClient(cfg)
+    return load_api_client(kubeconfig, context, in_cluster_first=False)
 
 
 class Kube:
@@ -92,8 +60,8 @@ class Kube:
         self.cluster = ClusterApi(self.rest)  # objects of any kind, with the process's one discovery
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None) -> "Kube":
-        return cls(RestClient.from_kubeconfig(kubeconfig))
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, context: str | None = None) -> "Kube":
+        return cls(RestClient.from_kubeconfig(kubeconfig, context=context))
 
     async def _request(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         result: dict[str, Any] = await self.rest.request(what, method, path, **kwargs)

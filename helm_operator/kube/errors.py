@@ -11,8 +11,9 @@ every failed call, whatever module made it, is one of:
      ├── Forbidden             401/403: credentials refused, or RBAC says no
      ├── Invalid               400/413/422: the API server rejected the request as written
      │                         (schema, admission, too large)
-     └── Unreachable           no answer: connection refused, TLS, DNS, dropped
-          └── Timeout          no answer in time (also a server-side 504)
+     ├── Unreachable           no answer: connection refused, TLS, DNS, dropped
+     │    └── Timeout          no answer in time (also a server-side 504)
+     └── KubeConfigError       no request made: no usable kubeconfig or in-cluster config
 
 Each message is "<verb> <object>: <the API server's message>", e.g.
 `patch HelmRelease team-a/web: Operation cannot be fulfilled ...`, with URL
@@ -61,6 +62,13 @@ class Unreachable(KubeError):
 
 class Timeout(Unreachable):
     """No answer in time."""
+
+
+class KubeConfigError(KubeError):
+    """No usable kubeconfig (a missing file, an unknown context, no in-cluster config): nothing was sent.
+
+    The message is one line saying what is missing and how to fix it.
+    """
 
 
 _BY_STATUS: dict[int, type[KubeError]] = {

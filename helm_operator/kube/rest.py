@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, cast
@@ -28,7 +29,7 @@ from urllib.parse import quote
 
 from kubernetes import client, config
 
-from helm_operator.kube.errors import Invalid, from_exception, from_status
+from helm_operator.kube.errors import Invalid, KubeConfigError, from_exception, from_status
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -49,16 +50,49 @@ list_kube_config_contexts = cast(Callable[..., tuple[list[dict[str, Any]], dict[
                                  config.list_kube_config_contexts)
 
 
-def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
-    """An ApiClient from a kubeconfig file, $KUBECONFIG, or in-cluster config."""
+def load_api_client(kubeconfig: Path | None = None, context: str | None = None, *,
+                    in_cluster_first: bool = True) -> client.ApiClient:
+    """An ApiClient from `kubeconfig`, else $KUBECONFIG (a list of files is merged), else the
+    in-cluster config and ~/.kube/config; `context` picks a context other than the current one.
+
+    The last two in the order a program expects: in-cluster first for the
+    long-running roles (as controller-runtime finds it), ~/.kube/config first
+    for a person's command (`in_cluster_first=False`, as kubectl finds it). A
+    `context` names a kubeconfig entry, so it skips the in-cluster config.
+    Raises `KubeConfigError`, one line saying what is missing and what to do.
+    """
     cfg = client.Configuration()
+    default = Path("~/.kube/config").expanduser()
+    env = os.environ.get("KUBECONFIG") or None
     if kubeconfig is not None:
-        load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        if not kubeconfig.is_file():
+            raise KubeConfigError(f"kubeconfig {kubeconfig} not found: pass an existing file with --kubeconfig")
+        path: str | None = str(kubeconfig)
+    elif env is not None:
+        if not any(Path(p).expanduser().is_file() for p in env.split(os.pathsep) if p):
+            raise KubeConfigError(f"$KUBECONFIG names {env}, which does not exist: fix $KUBECONFIG or pass "
+                                  "--kubeconfig")
+        path = env
     else:
-        try:
-            load_incluster_config(client_configuration=cfg)
-        except config.ConfigException:
-            load_kube_config(client_configuration=cfg)
+        path = str(default) if default.is_file() else None
+        if context is None and (in_cluster_first or path is None):
+            try:
+                load_incluster_config(client_configuration=cfg)
+                return client.ApiClient(cfg)
+            except config.ConfigException:
+                pass
+        if path is None:
+            what = f"no kubeconfig to find context {context!r} in" if context else \
+                "no kubeconfig and not running in a pod"
+            raise KubeConfigError(f"{what}: pass --kubeconfig, set $KUBECONFIG or create {default}")
+    try:
+        load_kube_config(config_file=path, context=context, client_configuration=cfg)
+    except (config.ConfigException, OSError, ValueError, TypeError) as e:
+        if context and f"name {context}" in str(e):
+            raise KubeConfigError(f"context {context!r} is not in kubeconfig {path}: name one that "
+                                  "'kubectl config get-contexts' lists") from None
+        raise KubeConfigError(f"kubeconfig {path} cannot be used ({' '.join(str(e).split())}); check it with "
+                              "kubectl config view") from None
     return client.ApiClient(cfg)
 
 
@@ -103,9 +137,9 @@ class RestClient:
         self.max_request_bytes = max_request_bytes
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None, *,
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, *, context: str | None = None,
                         max_request_bytes: int = MAX_REQUEST_BYTES) -> "RestClient":
-        return cls(load_api_client(kubeconfig), max_request_bytes=max_request_bytes)
+        return cls(load_api_client(kubeconfig, context), max_request_bytes=max_request_bytes)
 
     def open(self, what: str, method: str, path: str, *, query: Query | None = None, body: Any = None,
              content_type: str = JSON, accept: str = JSON,

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class OperatorSettings:
     kubeconfig: Path | None = None
+    kube_context: str | None = None  # a kubeconfig context other than the current one
     allow_namespace: str | None = None
     workers: int = 4
     charts_sync_interval: float = 180.0
@@ -99,8 +100,9 @@ class Operator:
 
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
-        self.kube = Kube.from_kubeconfig(settings.kubeconfig)
-        self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig)
+        self.kube = Kube.from_kubeconfig(settings.kubeconfig, settings.kube_context)
+        self.helm = Helm(executable=settings.helm_binary, kubeconfig=settings.kubeconfig,
+                         kubecontext=settings.kube_context)
         self.metrics = Metrics()
         # Changes go first; first installs (maybe slow: hooks, --wait) may be capped
         # below --workers so some workers always stay free for changes.
@@ -158,7 +160,6 @@ class Operator:
                                   plain_http_hosts=auto.registry_plain_http_hosts,
                                   on_request=self.metrics.automation.registry_request)
         writer = GitWriter(auto.git, self.settings.cache_dir / "automation" / "checkout")
-        ns = self.settings.allow_namespace
         self.automator = Automator(
             self._helmreleases, writer, registry, self.kube.emit_event,
             interval=auto.interval, poll_interval=auto.registry_poll_interval,

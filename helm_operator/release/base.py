@@ -24,7 +24,7 @@ from helm_operator.api.helmrelease import HelmRelease, HelmReleaseRef
 from helm_operator.chartsource import FetchedChart
 from helm_operator.kube import ClusterApi, Kube, KubeError
 from helm_operator.kube.apply import ObjectRef
-from helm_operator.release import ownership, tenancy
+from helm_operator.release import tenancy
 from helm_operator.release.actions import ActionResult, HelmActions
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector

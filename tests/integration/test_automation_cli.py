@@ -6,6 +6,7 @@ on stderr with exit code 1 and no commit."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.hr import new_namespace
@@ -292,3 +294,55 @@ def test_list_workloads_and_images_read_the_cluster(cluster: LocalCluster, repo:
 
     missing = listing.cli("list-images", "--workload", f"{ns}:helmrelease/ap", git=False)
     _error(missing, "list-images", f"unknown workload {ns}:helmrelease/ap", f"did you mean {ns}:helmrelease/app")
+
+
+def test_listing_commands_print_json_yaml_and_bare_tables_of_the_real_cluster(cluster: LocalCluster, repo: Repo,
+                                                                              tmp_path: Path) -> None:
+    """`-o json|yaml` parsed, `--no-headers`, `-A`, and the kubeconfig context's namespace as the default."""
+    ns = new_namespace(cluster, "clijson")
+    cluster.kubectl("apply", "-f", "-", input=release_yaml(repo.registry.host, ns))
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=OTHER.replace("namespace: demo", f"namespace: {ns}"))
+    listing = Repo(repo.remote, repo.registry, {**repo.env, **cluster.env()})
+    host = repo.registry.host
+
+    workloads = listing.cli("list-workloads", "-n", ns, "-o", "json", git=False)
+    assert workloads.returncode == 0, workloads.stderr
+    docs = json.loads(workloads.stdout)
+    assert [d["workload"] for d in docs] == [f"{ns}:helmrelease/api", f"{ns}:helmrelease/app"]
+    app = docs[1]
+    assert [(c["name"], c["image"], c["filter"]) for c in app["containers"]] == [
+        ("db", f"{host}/team/db:5.0", ""), ("web", f"{host}/team/app:1.0.0", "semver:~1.0")]
+    assert app["policy"]["automated"] is False and app["errors"] == []
+    as_yaml = listing.cli("list-workloads", "-n", ns, "-o", "yaml", git=False)
+    assert as_yaml.returncode == 0 and yaml.safe_load(as_yaml.stdout) == docs
+
+    table = listing.cli("list-workloads", "-n", ns, git=False).stdout.splitlines()
+    bare = listing.cli("list-workloads", "-n", ns, "--no-headers", git=False).stdout.splitlines()
+    assert table[0].startswith("WORKLOAD") and bare == table[1:]
+    everywhere = json.loads(listing.cli("list-workloads", "-A", "-o", "json", git=False).stdout)
+    assert {f"{ns}:helmrelease/api", f"{ns}:helmrelease/app"} <= {d["workload"] for d in everywhere}
+
+    # No -n: the namespace of the kubeconfig's context, as kubectl; --context picks that context.
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["contexts"].append({"name": "team", "context": {**config["contexts"][0]["context"], "namespace": ns}})
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    by_context = listing.cli("list-workloads", "--kubeconfig", str(kubeconfig), "--context", "team", "-o", "json",
+                             git=False)
+    assert by_context.returncode == 0, by_context.stderr
+    assert [d["workload"] for d in json.loads(by_context.stdout)] == [d["workload"] for d in docs]
+
+    images = listing.cli("list-images", "--kubeconfig", str(kubeconfig), "--context", "team",
+                         "-w", "helmrelease/app", "-o", "json", git=False)
+    assert images.returncode == 0, images.stderr
+    [doc] = json.loads(images.stdout)
+    db, web = doc["containers"]
+    assert (db["repository"], db["current"], db["error"]) == (f"{host}/team/db", "5.0", None)
+    assert [(t["tag"], t["current"]) for t in db["tags"]] == [("5.1", False), ("4.9", False), ("5.0", True)]
+    assert db["tags"][0]["created"] == "2026-02-03T00:00:00+00:00"
+    assert [(t["tag"], t["current"]) for t in web["tags"]] == [("1.0.1", False), ("1.0.0", True)]
+    assert (web["filter"], web["currentInRegistry"]) == ("semver:~1.0", True)
+
+    unknown = listing.cli("list-images", "-w", f"{ns}:helmrelease/ap", "-o", "json", git=False)
+    _error(unknown, "list-images", f"unknown workload {ns}:helmrelease/ap", f"did you mean {ns}:helmrelease/app")
+    assert unknown.stdout == ""
