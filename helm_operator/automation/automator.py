@@ -69,6 +69,10 @@ class ScanResult:
 
     tags: dict[str, list[TagInfo]] = field(default_factory=dict)
     new_tags_seen: bool = False
+    # an automated container whose image this operator had not scanned for its release before (a
+    # release just applied, an annotation just added): its newest tag may already be in the registry,
+    # so it is no "new tag", but waiting the whole interval for it would surprise the user
+    new_users_seen: bool = False
     automated: list[str] = field(default_factory=list)  # namespace/name of automated HelmReleases
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # namespace/name -> object, for events
     policies: dict[str, AutomationPolicy] = field(default_factory=dict)  # of the automated ones
@@ -101,6 +105,7 @@ class Automator:
         self.default_namespace = default_namespace
         self.book = ProblemBook()
         self._known_tags: dict[str, set[str]] = {}
+        self._known_users: set[tuple[str, str]] | None = None  # (namespace/name, repository); None before a scan
         self._wake = asyncio.Event()
         self.last_scan = ScanResult()
 
@@ -183,6 +188,12 @@ class Automator:
                 log.info("image automation: new tag(s) for %s: %s", repository,
                          ", ".join(sorted(seen - self._known_tags[repository])))
             self._known_tags[repository] = seen
+        pairs = {(key, repository) for repository, keys in users.items() for key in keys}
+        if self._known_users is not None and pairs - self._known_users:
+            result.new_users_seen = True
+            log.info("image automation: newly automated image(s): %s",
+                     ", ".join(sorted(f"{r} in {k}" for k, r in pairs - self._known_users)))
+        self._known_users = pairs
         result.requests = self._request_count() - before
         log.debug("image automation scan: %d image repositories, %d registry requests",
                   len(result.tags), result.requests)
@@ -313,7 +324,7 @@ class Automator:
         while not stopping.is_set():
             try:
                 scan = await self.scan()
-                if scan.new_tags_seen or loop.time() >= next_pass or self._wake.is_set():
+                if scan.new_tags_seen or scan.new_users_seen or loop.time() >= next_pass or self._wake.is_set():
                     self._wake.clear()
                     await self.run_pass(scan)
                     next_pass = loop.time() + self.interval

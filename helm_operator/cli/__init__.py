@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from helm_operator import __version__
 from helm_operator.cli.completion import autocomplete
 from helm_operator.cli.parsing import Parser
+from helm_operator.cli.settings import allow_api_json_depth
 
 
 # Each group of subcommands: a module with `register(subparsers)` that adds
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     autocomplete(parser)  # a TAB in a shell that loaded `helm-operator completion`: answered, then exit
     args = parser.parse_args(argv)
+    allow_api_json_depth()  # every command reads objects from the API; one deep HelmRelease must not break `get -A`
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -94,7 +94,7 @@ def test_operator_health_follows_the_api_server_and_logs_are_json_fields(
             said = [d["msg"] for d in failures if d["msg"].startswith(f"watch of {watch} failed")]
             # one line per distinct failure (the stream ended; no connection), not one per retry
             assert 1 <= len(said) <= 3, said
-        assert any(d["error"].startswith("cannot reach the API server") for d in failures)
+        assert any("cannot reach the API server" in d["error"] for d in failures)
         eventually(lambda: all(f"watch of {w} reaches the API server again" in op.log_text()
                                for w in ("helmreleases", "configmaps", "secrets")), timeout=30,
                    what="each watch to say it reached the API server again")

@@ -54,3 +54,33 @@ def test_a_release_missing_from_the_checkout_is_a_problem_of_that_release(tmp_pa
     [problem] = change.detail.problems["apps/gone"]
     assert problem.reason == reporting.NOT_IN_GIT
     assert "no HelmRelease apps/gone in file://" in problem.message and "paths releases" in problem.message
+
+
+class _Registry(RegistryClient):
+    """The tags of every repository are fixed; the scan logic above the client is what is tested."""
+
+    async def scan(self, image_repo: str, *filters: object, current: object = ()) -> list[TagInfo]:  # type: ignore[override]
+        return [TagInfo("1.0.0"), TagInfo("1.0.1")]
+
+
+def test_a_release_newly_automated_asks_for_a_pass_without_a_new_tag(tmp_path: Path) -> None:
+    """The release appears after the operator's first scan and its newest tag is already in the
+    registry: no tag is new, but the pass must not wait the whole automation interval."""
+    import asyncio
+
+    import yaml
+
+    hr = yaml.safe_load(RELEASE.replace("\r\n", "\n"))
+    listed: list[list[dict[str, object]]] = [[], [hr], [hr], [hr, {**hr, "metadata": {**hr["metadata"], "name": "b"}}]]
+
+    async def list_helmreleases() -> list[dict[str, object]]:
+        return listed.pop(0)
+
+    writer = GitWriter(GitTarget(url=f"file://{tmp_path}/remote.git", branch="main", paths=("releases",)),
+                       tmp_path / "checkout")
+    a = Automator(list_helmreleases, writer, _Registry(), _noop)  # type: ignore[arg-type]
+
+    async def scans() -> list[tuple[bool, bool]]:
+        return [((r := await a.scan()).new_tags_seen, r.new_users_seen) for _ in range(4)]
+
+    assert asyncio.run(scans()) == [(False, False), (False, True), (False, False), (False, True)]
