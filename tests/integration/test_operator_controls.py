@@ -4,10 +4,8 @@ reconcile/force/reset requests, dependsOn, drift modes, and status.history."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.kwokstages import POD_STATE_LABEL, UNREADY
 from tests.cluster.localcluster import LocalCluster
 from tests.integration.conftest import TESTDATA, ChartRepo, OperatorProcess, start_operator
 from tests.integration.helpers import eventually
