@@ -89,6 +89,8 @@ class EngineBase:
         self.lockdown = lockdown or tenancy.TenancyPolicy()
         self.yaml_limits = yaml_limits  # inline values and every valuesFrom source
         self.shard_labels = shard_labels  # HelmRelease labels copied onto each revision (sharding)
+        # a sharded operator watches only its shard's release storage: a release may exist unseen
+        self.storage_is_partial = bool(shard_labels)
         # any-kind access with the process's one discovery (ownership checks, stamps, drift)
         self.cluster = cluster or (drift.api if drift is not None else kube.cluster)
         # key -> fingerprint of the inputs when the release was last settled

@@ -129,11 +129,13 @@ class Reconciler(DeletionMixin, DriftMixin, StepsMixin, HoldsMixin):
         for _ in range(MAX_STEPS):
             facts = dataclasses.replace(await self._facts(hr, inputs.desired), manual=manual, force=force)
             decision = determine(hr, facts)
-            if (decision.remediation or decision.action is Action.INSTALL) and not fresh:
-                # Undo nothing on a cache a moment behind: read the API server first. An
-                # install too: the release may exist outside this shard's storage watch
-                # (a HelmRelease handed over by another shard). An upgrade need not:
-                # helm itself starts from what is there.
+            if (decision.remediation or (decision.action is Action.INSTALL and self.storage_is_partial)) \
+                    and not fresh:
+                # Undo nothing on a cache a moment behind: read the API server first. A
+                # sharded install too: the release may exist outside this shard's storage
+                # watch (a HelmRelease handed over by another shard). An unsharded install
+                # need not (the watch sees every release; `upgrade --install` starts from
+                # what is there), nor an upgrade: one API request per install saved.
                 await self._refresh(hr)
                 fresh = True
                 continue
