@@ -124,7 +124,8 @@ class Operator:
                                      shard_labels=shard_label_keys(settings.watch_label_selector))
         self.watchdog = health.LoopWatchdog(settings.loop_stall_threshold)
         self.standby: LeaderElector | None = None  # set while this replica waits for the Lease
-        self.http = HttpServer(self.metrics, health=self._health, ready=self._ready, on_sync_git=self.sync_git,
+        self.http = HttpServer(self.metrics, health=self._health, ready=self._ready,
+                               on_sync_git=self.request_git_sync,
                                webhook_token=settings.webhook_token)
         self.hr_events = HelmReleaseEvents(self.store, self._changed, self._seen_at_start,
                                            lambda key: set(self.reconciler.dependants.get(key, ())))
@@ -132,6 +133,7 @@ class Operator:
         self.metrics.watch_watchers(lambda: self.watchers)
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()  # a second SIGTERM, or the grace period's end
+        self._git_sync_requested = asyncio.Event()  # POST /api/v1/sync-git: poll Git now
         self.automator: Automator | None = None
 
     async def _helmreleases(self) -> list[dict[str, Any]]:
@@ -187,18 +189,32 @@ class Operator:
             return health.standby(f"{lease.namespace}/{lease.name}", self.standby.holder)
         return health.caches_ready(self.watchers)
 
+    async def request_git_sync(self) -> None:
+        """POST /api/v1/sync-git: wake the Git poll loop and answer at once.
+
+        Why not fetch here: a webhook caller (GitHub waits 10 s) must not wait
+        for every Git chart source to be fetched, and two triggers in a burst
+        must cost one round of fetches, not two running side by side. The poll
+        loop stays the one place that fetches Git chart sources."""
+        self._git_sync_requested.set()
+
     async def sync_git(self) -> None:
         """Fetch every Git chart source now; enqueue the releases whose chart path got a new commit."""
         self.charts.git.refresh()
-        for key, hr in sorted(self.reconciler.git_releases.items()):
+        releases = sorted(self.reconciler.git_releases.items())
+        log.debug("Git chart sources: fetching for %d release(s)", len(releases))
+        changes = 0
+        for key, hr in releases:
             try:
                 changed = await self.charts.git_revision_changed(hr)
             except Exception as e:  # noqa: BLE001 - the reconcile reports fetch errors on the object
                 log.debug("%s: checking its Git chart failed: %s", key, e)
                 continue
             if changed:
+                changes += 1
                 log.info("%s: new commit for chart path %s of %s", key, hr.chart.path, hr.chart.describe())
                 self._changed(key)
+        log.debug("Git chart sources: checked %d release(s), %d with a new commit", len(releases), changes)
 
     def _changed(self, key: str) -> None:
         """An input of `key` changed: queue it first, as a first install when it has no release yet."""
@@ -281,12 +297,19 @@ class Operator:
 
     async def _poll_git(self) -> None:
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.settings.git_poll_interval)
-            except TimeoutError:
-                pass
-            if self.reconciler.git_releases:
+            await self._wait_for_git_poll()
+            self._git_sync_requested.clear()  # triggers that came during the wait are served by this round
+            if self.reconciler.git_releases and not self._stopping.is_set():
                 await self.sync_git()
+
+    async def _wait_for_git_poll(self) -> None:
+        """Sleep until the next poll is due, a sync is requested, or the process stops."""
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._git_sync_requested.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.settings.git_poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def stop(self) -> None:
         """SIGTERM: stop taking work, let helm calls in flight finish; a second one stops them now."""

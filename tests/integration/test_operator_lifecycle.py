@@ -4,6 +4,7 @@ can be killed and restarted."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -102,6 +103,21 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def _trigger_git_sync_and_wait_for_a_round(op: OperatorProcess) -> None:
+    """POST /api/v1/sync-git, which answers at once, then wait for a round of Git fetches
+    that started after the trigger to finish (the operator logs both ends at debug)."""
+    offset = len(op.log_text())
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{op.port}/api/v1/sync-git", method="POST"), timeout=5) as r:
+        assert json.loads(r.read())["status"] == "triggered"
+
+    def round_done() -> bool:
+        after = op.log_text()[offset:]
+        start = after.find("Git chart sources: fetching")
+        return start >= 0 and "Git chart sources: checked" in after[start:]
+    eventually(round_done, timeout=60, what="a round of Git chart fetches after the trigger")
+
+
 def test_git_chart_source_upgrades_only_when_the_chart_path_changes(
         cluster: LocalCluster, own_operator: OperatorProcess, tmp_path: Path) -> None:
     work = tmp_path / "work"
@@ -128,8 +144,7 @@ def test_git_chart_source_upgrades_only_when_the_chart_path_changes(
     (work / "README.md").write_text("more docs\n")  # outside the chart path
     _git(work, "commit", "-qam", "docs")
     _git(work, "push", "-q", "origin", "main")
-    urllib.request.urlopen(urllib.request.Request(
-        f"http://127.0.0.1:{own_operator.port}/api/v1/sync-git", method="POST"), timeout=5).close()
+    _trigger_git_sync_and_wait_for_a_round(own_operator)
     values = (work / "charts" / "hello" / "values.yaml")
     values.write_text(values.read_text().replace("message: hello", "message: from-git"))
     _git(work, "commit", "-qam", "chart change")
