@@ -162,9 +162,11 @@ def _resync(world: World, run: OperatorRun, sampler: CpuSampler, tail: LogTail, 
 
 def _drift(world: World, work: Path, out: SteadyResult, workers: int, resync: int, drift_interval: int,
            quiet: float, timeout: float) -> None:
+    # `enabled`: the pass must put the sentinel back for the benchmark to time it (the default, warn, only reports)
     flags = ["--workers", str(workers), "--charts-sync-interval", f"{resync}s",
-             "--drift-detection-interval", f"{drift_interval}s"]
-    say(f"  drift pass: a new operator with --drift-detection-interval {drift_interval:g}s")
+             "--drift-detection-interval", f"{drift_interval}s", "--default-drift-mode", "enabled"]
+    say(f"  drift pass: a new operator with --drift-detection-interval {drift_interval:g}s "
+        "--default-drift-mode enabled")
     run, sampler, tail, w = restart(world, work, "drift", flags, quiet, timeout)
     try:
         out.restarts.append(w)
