@@ -180,7 +180,7 @@ def test_no_password_in_status_events_logs_or_metrics_of_the_operator(
 
     # the messages still say which server: the URL is there, without its userinfo
     assert f"http://{s['auth_repo']}" in condition(statuses["repo-wrong"], "ChartFetched")["message"]
-    assert "401" in condition(statuses["repo-wrong"], "ChartFetched")["message"]
+    assert "HTTP 401" in condition(statuses["repo-wrong"], "ChartFetched")["message"]
     assert f"http://{s['closed']}" in condition(statuses["repo-closed"], "ChartFetched")["message"]
     assert f"http://{s['git']}/charts-b/remote.git" in condition(statuses["git-wrong"], "ChartFetched")["message"]
     assert f"http://{s['values']}/auth/values.yaml" in condition(statuses["ext-wrong"], "Released")["message"]
