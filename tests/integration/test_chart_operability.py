@@ -10,24 +10,13 @@ Go-built helm binary.)
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
-import subprocess
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from helm_operator.cli import build_parser
-from tests.cluster.localcluster import ensure_binaries
+from tests.integration.charttemplate import CHART, helm_args, parse_cli, render, run_helm
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "helm-operator"
-NAMESPACE = "flux"
 SOURCE = {"git.sources[0].name": "apps", "git.sources[0].url": "https://git.example.com/org/cluster.git"}
 TOPOLOGY = {"topologySpreadConstraints[0].maxSkew": "1",
             "topologySpreadConstraints[0].topologyKey": "topology.kubernetes.io/zone",
@@ -43,29 +32,6 @@ OPTIONS = {
     "extraVolumes": VOLUMES,
     "networkPolicy": {"networkPolicy.enabled": "true"},
 }
-
-
-@cache
-def helm() -> str:
-    return str(ensure_binaries() / "helm")
-
-
-def helm_args(values: dict[str, str]) -> list[str]:
-    args = []
-    for key, value in values.items():
-        plain = value in ("true", "false") or value.isdigit()
-        args += ["--set" if plain else "--set-string", f"{key}={value}"]
-    return args
-
-
-def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
-
-
-def render(values: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    proc = run_helm("template", "helm-operator", str(CHART), "--namespace", NAMESPACE, *helm_args(values or {}))
-    assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
 def kinds(objects: list[dict[str, Any]]) -> set[str]:
@@ -85,15 +51,6 @@ def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 def containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in pod_spec(objects)["containers"]}
-
-
-def parse_cli(args: list[str]) -> argparse.Namespace:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            return build_parser().parse_args(args)
-        except SystemExit:
-            raise AssertionError(f"helm-operator refuses {args}: {err.getvalue()}") from None
 
 
 @pytest.mark.parametrize("option", sorted(OPTIONS))

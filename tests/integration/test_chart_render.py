@@ -11,12 +11,9 @@ the CLI. No cluster is needed: `helm template` runs offline.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import io
-import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +23,9 @@ import yaml
 from helm_operator.cli import build_parser
 from helm_operator.gitsync.config import SourceConfig, load_sources
 from tests.cluster.localcluster import ensure_binaries
+from tests.integration.charttemplate import CHART, NAME, NAMESPACE, REPO, parse_cli, render, render_text, run_helm
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "helm-operator"
 CRD = REPO / "crds" / "helmrelease.yaml"
-NAMESPACE = "flux"
-NAME = "helm-operator"  # release name "helm-operator": the full name is the same
 
 SSH_SOURCE = {
     "git.sources[0].name": "apps",
@@ -50,32 +44,6 @@ HTTPS_SOURCE = {
 }
 
 
-@cache
-def helm() -> str:
-    """The pinned helm binary (built once into the cache folder if missing)."""
-    return str(ensure_binaries() / "helm")
-
-
-def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
-
-
-def render_text(values: dict[str, str] | None = None, *extra: str) -> str:
-    """`helm template` output; `values` are --set-string pairs, except
-    true/false and integers which go through --set."""
-    args = ["template", NAME, str(CHART), "--namespace", NAMESPACE, *extra]
-    for key, value in (values or {}).items():
-        plain = value in ("true", "false") or value.isdigit()
-        args += ["--set" if plain else "--set-string", f"{key}={value}"]
-    proc = run_helm(*args)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def render(values: dict[str, str] | None = None, *extra: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(render_text(values, *extra)) if d]
-
-
 def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
@@ -89,16 +57,6 @@ def containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
-def parse_cli(args: list[str]) -> argparse.Namespace:
-    """The container's arguments as `helm-operator` itself parses them."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            return build_parser().parse_args(args)
-        except SystemExit:
-            raise AssertionError(f"helm-operator refuses {args}: {err.getvalue()}") from None
 
 
 def cli_has_flag(command: str, flag: str) -> bool:
@@ -415,7 +373,6 @@ def test_automation_passes_git_and_registry_flags_to_the_operator() -> None:
     import yaml as _yaml
 
     from helm_operator.cli import build_parser
-    from tests.cluster.localcluster import ensure_binaries
 
     helm = str(ensure_binaries() / "helm")
     chart = Path(__file__).resolve().parents[2] / "charts" / "helm-operator"
@@ -436,7 +393,6 @@ def test_automation_passes_git_and_registry_flags_to_the_operator() -> None:
 def test_automation_without_a_repository_is_refused() -> None:
     import subprocess as _sp
 
-    from tests.cluster.localcluster import ensure_binaries
 
     helm = str(ensure_binaries() / "helm")
     chart = Path(__file__).resolve().parents[2] / "charts" / "helm-operator"

@@ -13,26 +13,15 @@ API server in test_chart_shards_install.py. (Helm only, no cluster.)
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import copy
-import io
-import subprocess
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from helm_operator.cli import build_parser
 from helm_operator.kube.watch import shard_label_keys
-from tests.cluster.localcluster import ensure_binaries
+from tests.integration.charttemplate import CHART, NAME, NAMESPACE, helm_args, parse_cli, render, run_helm
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "helm-operator"
-NAMESPACE = "flux"
-NAME = "helm-operator"  # release name = full name
 KEY = "sharding.fluxcd.io/key"
 SOURCE = {"git.sources[0].name": "apps", "git.sources[0].url": "https://git.example.com/org/cluster.git"}
 TWO_SHARDS = {"sharding.shards[0].name": "shard1", "sharding.shards[1].name": "shard2"}
@@ -60,33 +49,6 @@ EVERYTHING = {  # every option that reaches the operator container or its pod
 }
 
 
-@cache
-def helm() -> str:
-    return str(ensure_binaries() / "helm")
-
-
-def helm_args(values: dict[str, str]) -> list[str]:
-    args = []
-    for key, value in values.items():
-        plain = value in ("true", "false") or value.isdigit()
-        args += ["--set" if plain else "--set-string", f"{key}={value}"]
-    return args
-
-
-def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-def render_text(values: dict[str, str] | None = None) -> str:
-    proc = run_helm("template", NAME, str(CHART), "--namespace", NAMESPACE, *helm_args(values or {}))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def render(values: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(render_text(values)) if d]
-
-
 def refused(values: dict[str, str]) -> str:
     """stderr of a `helm template` that must fail."""
     proc = run_helm("template", NAME, str(CHART), "--namespace", NAMESPACE, *helm_args(values))
@@ -106,15 +68,6 @@ def pod(deployment: dict[str, Any]) -> dict[str, Any]:
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     [found] = [c for c in pod(deployment)["containers"] if c["name"] == name]
     return found
-
-
-def parse_cli(args: list[str]) -> argparse.Namespace:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            return build_parser().parse_args(args)
-        except SystemExit:
-            raise AssertionError(f"helm-operator refuses {args}: {err.getvalue()}") from None
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
