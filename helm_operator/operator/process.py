@@ -300,7 +300,10 @@ class Operator:
             await self._wait_for_git_poll()
             self._git_sync_requested.clear()  # triggers that came during the wait are served by this round
             if self.reconciler.git_releases and not self._stopping.is_set():
-                await self.sync_git()
+                try:
+                    await self.sync_git()
+                except Exception:  # noqa: BLE001 - the loop must outlive one bad round, or Git is never polled again
+                    log.exception("polling Git chart sources failed; trying again at the next poll")
 
     async def _wait_for_git_poll(self) -> None:
         """Sleep until the next poll is due, a sync is requested, or the process stops."""
