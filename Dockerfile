@@ -43,9 +43,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:${PYTHON_VERSION}-slim
 # git: Git sources of the syncer and Git charts of the operator;
 # openssh-client: ssh:// and git@ remotes; tini: PID 1 that forwards
-# SIGTERM to helm-operator and reaps the git/ssh/helm children.
+# SIGTERM to helm-operator and reaps the git/ssh/helm children; mawk: the
+# antecedent post-renderer helm runs as a plugin (helm_operator/helm/postrender.py).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates tini \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates tini mawk \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=helm /out/helm /usr/local/bin/helm
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \

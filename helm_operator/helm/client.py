@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import pyhelm3.errors
 from pyhelm3 import Command
 
 from helm_operator.helm.failures import FailureKind, classify
+from helm_operator.helm.postrender import helm_environment, post_renderer_args
 from helm_operator.helm.storage import ReleaseRecord, record_from_json
 from helm_operator.redaction import redact_text
 
@@ -81,6 +83,7 @@ class UpgradeOptions:
     force_conflicts: bool = False  # take back fields another field manager changed (drift repair)
     labels: dict[str, str] = field(default_factory=dict)  # stored on the revision (see helm.storage)
     create_namespace: bool = True  # costs helm an apply of the Namespace on every call: only when needed
+    antecedent: str = ""  # put on every object by the post-renderer (helm.postrender); none when empty
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
@@ -118,7 +121,7 @@ class _Command(Command):  # type: ignore[misc]  # pyhelm3 is untyped
         log.debug("running helm %s", redact_text(" ".join(command)))  # values go on stdin, never here
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=helm_environment(os.environ))
         try:
             stdout, stderr = await proc.communicate(input)
         except asyncio.CancelledError:
@@ -186,6 +189,8 @@ class Helm:
             args.append("--force-conflicts")
         if opts.labels:
             args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
+        if opts.antecedent:
+            args += post_renderer_args(opts.antecedent)
         args += list(opts.extra_args)
         out = await self._run("upgrade", release, args, json.dumps(values).encode())
         start = out.find(b"{")  # helm prints OCI pull lines before the JSON
@@ -213,6 +218,8 @@ class Helm:
             args.append("--disable-openapi-validation")
         if opts.labels:
             args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
+        if opts.antecedent:  # the manifest upgrade would store carries the annotation too
+            args += post_renderer_args(opts.antecedent)
         out = await self._run("template", release, args, json.dumps(values).encode())
         return out.decode("utf-8", errors="replace")
 

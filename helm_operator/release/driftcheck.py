@@ -89,8 +89,13 @@ class DriftMixin(EngineBase):
             await self._note(hr, obj, Note(conditions=((DRIFTED, "True", "DriftCorrectionFailed", message),),
                                            event=("Warning", "DriftCorrectionFailed", message)))
             return Result(retry_delay(1), backoff=False)
-        recreated = [ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted if d.missing]
-        if recreated:
+        # (a cluster-scoped object's namespace differs between the two lists: match without it)
+        lacking = {(o.api_version, o.kind, o.name)
+                   for o in ownership.unstamped(record.manifest, hr.target_namespace, hr.antecedent)
+                   } if any(d.missing for d in drifted) else set()
+        recreated = [ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted
+                     if d.missing and (d.api_version, d.kind, d.name) in lacking]
+        if recreated:  # put back from a manifest without the annotation: mark them as ours
             await ownership.stamp(self.cluster, recreated, hr.antecedent)
         await self._note(hr, obj, Note(
             conditions=((DRIFTED, "False", "DriftCorrected", f"put back: {summary}"),),

@@ -176,10 +176,11 @@ class StepsMixin(EngineBase):
             release_status="deployed", snapshot=snapshot, rolled_back=True)), True
 
     async def _stamp(self, hr: HelmReleaseRef, manifest: str, fresh: bool) -> None:
-        """Annotate the release's objects with their antecedent; only those not stamped yet."""
-        objects = ownership.manifest_objects(manifest, hr.target_namespace)
+        """Annotate the release's objects with their antecedent: only those helm applied
+        without it (see `helm.postrender`) and not stamped by an earlier deploy."""
+        lacking = ownership.unstamped(manifest, hr.target_namespace, hr.antecedent)
         done = set() if fresh else self._stamped.get(hr.key, set())
-        todo = [o for o in objects if o not in done]
+        todo = [o for o in lacking if o not in done]
         if todo:
             await ownership.stamp(self.cluster, todo, hr.antecedent)
-        self._stamped[hr.key] = set(objects)
+        self._stamped[hr.key] = set(lacking)

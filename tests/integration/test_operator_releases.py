@@ -18,6 +18,23 @@ def _deployment_env(cluster: LocalCluster, ns: str, name: str) -> dict[str, str]
     return {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
 
 
+def _antecedent_writers(cluster: LocalCluster, ns: str, kind: str, name: str) -> set[tuple[str, str]]:
+    """(field manager, operation) of every entry of managedFields that owns the antecedent annotation."""
+    r = cluster.kubectl("get", "-n", ns, kind, name, "-o", "json", "--show-managed-fields")
+    return {(m["manager"], m["operation"]) for m in json.loads(r.stdout)["metadata"].get("managedFields", [])
+            if '"f:helm.fluxcd.io/antecedent"' in json.dumps(m.get("fieldsV1", {}))}
+
+
+def _stored_manifest(cluster: LocalCluster, ns: str, release: str, revision: int) -> str:
+    """The manifest in helm's release Secret (base64, gzip, JSON), as helm stored it."""
+    import base64
+    import gzip
+    r = cluster.kubectl("get", "-n", ns, "secret", f"sh.helm.release.v1.{release}.v{revision}",
+                        "-o", "jsonpath={.data.release}")
+    doc = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(r.stdout))))
+    return str(doc["manifest"])
+
+
 def test_helmrelease_from_helm_repository_is_installed_and_ready(
         cluster: LocalCluster, chart_repo: ChartRepo, operator: OperatorProcess) -> None:
     ns = new_namespace(cluster)
@@ -33,6 +50,11 @@ def test_helmrelease_from_helm_repository_is_installed_and_ready(
     deployment = get(cluster, ns, "deployment", f"{ns}-web-hello")
     assert deployment is not None
     assert deployment["metadata"]["annotations"]["helm.fluxcd.io/antecedent"] == f"{ns}:helmrelease/web"
+    # ...applied by helm with the objects (the post-renderer), not patched on afterwards
+    for kind in ("deployment", "configmap"):
+        assert _antecedent_writers(cluster, ns, kind, f"{ns}-web-hello") == {("helm", "Apply")}
+    assert _stored_manifest(cluster, ns, f"{ns}-web", 1).count(
+        f"helm.fluxcd.io/antecedent: '{ns}:helmrelease/web'") == 2
     assert _deployment_env(cluster, ns, f"{ns}-web-hello")["MESSAGE"] == "first"
     assert any(e["reason"] == "ReleaseSynced" for e in events(cluster, ns, "web"))
     cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "--timeout=5s", "hr/web")
@@ -130,6 +152,7 @@ def test_release_installed_by_hand_is_adopted(
     assert st["releaseName"] == "byhand"
     d = get(cluster, ns, "deployment", "byhand-hello") or {}
     assert d["metadata"]["annotations"]["helm.fluxcd.io/antecedent"] == f"{ns}:helmrelease/adopt"
+    assert _antecedent_writers(cluster, ns, "deployment", "byhand-hello") == {("helm", "Apply")}
 
 
 def test_resync_of_unchanged_helmreleases_makes_no_helm_call(

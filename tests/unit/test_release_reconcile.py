@@ -54,6 +54,7 @@ from tests.unit.fakes_release.steps import (
     hand_upgrade,
     installed_by,
     made_by_older_operator,
+    post_renderer_misses,
     reconcile,
     settled,
     spec,
@@ -107,10 +108,19 @@ def nudged(w: World) -> None:
 
 
 def stamped(w: World) -> None:
-    """Every object of the release carries the antecedent of this HelmRelease."""
+    """Every object of the release carries the antecedent of this HelmRelease, applied by helm
+    with the objects (the post-renderer): no PATCH per object."""
     assert w.kube.objects
     assert {o["metadata"]["annotations"].get(ANTECEDENT_ANNOTATION) for o in w.kube.objects.values()} == {
         "apps:helmrelease/web"}
+    assert w.kube.calls["annotate"] == 0
+
+
+def stamped_by_patch(w: World) -> None:
+    """helm applied the objects without the antecedent: the engine patched each one, once."""
+    assert {o["metadata"]["annotations"].get(ANTECEDENT_ANNOTATION) for o in w.kube.objects.values()} == {
+        "apps:helmrelease/web"}
+    assert w.kube.calls["annotate"] == len(w.kube.objects) == 2
 
 
 def enqueued_once(w: World) -> None:
@@ -135,6 +145,9 @@ def objects_gone(w: World) -> None:
 SCENARIOS = [
     Scenario("fresh install", when=(apply(BASE),), calls=("install",),
              revisions=((1, "deployed"),), history=((1, "install"),), head_status="deployed", extra=stamped),
+    Scenario("fresh install of a chart the post-renderer cannot annotate: objects patched",
+             when=(post_renderer_misses(), apply(BASE)), calls=("install",),
+             revisions=((1, "deployed"),), extra=stamped_by_patch),
     Scenario("unchanged resync: no helm call, no storage read, no API request", given=(settled(),),
              revisions=((1, "deployed"),), history=((1, "install"),), extra=quiet),
     Scenario("values changed: one upgrade", given=(settled(),), when=(apply(CHANGED),), calls=("upgrade",),

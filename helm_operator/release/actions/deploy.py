@@ -42,6 +42,7 @@ def options(req: DeployRequest) -> UpgradeOptions:
         description=describe_digest(req.desired),
         # The HelmRelease's own namespace exists; helm would apply it on every call.
         create_namespace=hr.target_namespace != hr.namespace,
+        antecedent=hr.antecedent,
         labels={**req.labels, ATTEMPT_LABEL: attempt_label(req.next_revision, req.desired),
                 OWNER_LABEL: owner_label(hr.namespace, hr.name)},
     )

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helm_operator.api.constants import ANTECEDENT_ANNOTATION
 from helm_operator.helm import HelmError, ReleaseNotFound, UpgradeOptions
 from helm_operator.helm.storage import ReleaseRecord, record_from_json
 from tests.unit.fakes_release import texts
@@ -88,12 +89,16 @@ def chart_of(path: Path | str) -> tuple[str, str]:
     return p.parent.name, p.name
 
 
-def render(release: str, values: dict[str, Any]) -> str:
-    """The manifest: a ConfigMap holding the values and a Deployment (YAML as JSON lines)."""
+def render(release: str, values: dict[str, Any], antecedent: str = "") -> str:
+    """The manifest: a ConfigMap holding the values and a Deployment (YAML as JSON lines);
+    with `antecedent`, as the post-renderer leaves it (the annotation on each object)."""
+    meta: dict[str, Any] = {"name": release}
+    if antecedent:
+        meta["annotations"] = {ANTECEDENT_ANNOTATION: antecedent}
     docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": release},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
          "data": {"values": json.dumps(values, sort_keys=True)}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": release},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
          "spec": {"replicas": values.get("replicaCount", 1)}},
     ]
     return "".join(f"---\n# Source: podinfo/templates/{d['kind'].lower()}.yaml\n{json.dumps(d)}\n" for d in docs)
@@ -117,6 +122,9 @@ class FakeHelm:
         self.invocations: list[Invocation] = []
         self._next: dict[str, deque[Failure]] = defaultdict(deque)
         self._dies_after = False
+        # The antecedent post-renderer ran (helm.postrender); False: a chart it could not
+        # annotate (flow style), so the engine must patch the objects itself.
+        self.post_renders = True
 
     # ---- scripting ------------------------------------------------------------
     def fail_next(self, verb: str, failure: Failure, times: int = 1) -> None:
@@ -222,7 +230,8 @@ class FakeHelm:
         now = self.clock.helm_time()
         new = StoredRelease(name=release, namespace=namespace, version=1, status="", description="",
                             chart_name=chart_name, chart_version=chart_version, app_version=chart_version,
-                            config=dict(values), manifest=render(release, values), hooks=[test_hook(release)],
+                            config=dict(values), hooks=[test_hook(release)],
+                            manifest=render(release, values, opts.antecedent if self.post_renders else ""),
                             first_deployed=now, last_deployed=now)
         if not history or history[-1].status == "uninstalled":
             return self._install(new, history, opts, failure)

@@ -187,14 +187,16 @@ class FakeKube:
     def apply_manifest(self, namespace: str, release: str, manifest: str, previous: str = "") -> None:
         """What helm's apply does to the objects: create or update, delete those no longer rendered.
 
-        Annotations other field managers set (the antecedent) survive, as with server-side apply.
+        Annotations other field managers set (the antecedent, when patched) survive, as with
+        server-side apply; those in the manifest (the post-rendered antecedent) are applied.
         """
         wanted = {}
         for doc in _docs(manifest):
             ref = ObjectRef(doc["apiVersion"], doc["kind"], doc["metadata"]["name"], namespace)
             meta = {**doc["metadata"], "namespace": namespace,
                     "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                    "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}}
+                    "annotations": {**doc["metadata"].get("annotations", {}),
+                                    "meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}}
             held = self.objects.get(ref)
             if held is not None:
                 meta["annotations"] = {**held["metadata"].get("annotations", {}), **meta["annotations"]}

@@ -131,6 +131,14 @@ def installed_by(owner: str | None = None, antecedent: str | None = None) -> Ste
     return step
 
 
+def post_renderer_misses() -> Step:
+    """helm applies the objects without the antecedent (the post-renderer could not annotate them:
+    a chart writing flow-style YAML), so the engine must patch them."""
+    async def step(w: World) -> None:
+        w.helm.post_renders = False
+    return step
+
+
 def made_by_older_operator() -> Step:
     """Storage as an operator version without storage labels left it: digest in the description only."""
     async def step(w: World) -> None:
