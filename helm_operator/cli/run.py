@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--max-parallel-installs", type=count, default=0, metavar="N",
                    help="first installs run at once, at most (0 = --workers); set it below --workers when "
                         "installs are slow (hooks, --wait) so upgrades never wait for a worker (default 0)")
+    p.add_argument("--progress-status-delay", type=duration, default=duration("1s"), metavar="DURATION",
+                   help="how long an install or upgrade runs before the HelmRelease's status says so (phase "
+                        "Installing/Upgrading, Reconciling=True); quicker ones only record their result, which "
+                        "spares the API server a status write (0 = at the start of every attempt; default 1s)")
     p.add_argument("--charts-sync-interval", type=duration, default=duration("3m"), metavar="DURATION",
                    help="periodic resync of every HelmRelease (default 3m)")
     p.add_argument("--git-poll-interval", type=duration, default=duration("5m"), metavar="DURATION",
@@ -186,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_token=token, webhook_listen=webhook_listen,
         watch_timeout=int(args.watch_timeout), default_drift_mode=args.default_drift_mode,
         shutdown_grace_period=args.shutdown_grace_period, watch_label_selector=args.watch_label_selector,
-        max_parallel_installs=args.max_parallel_installs,
+        max_parallel_installs=args.max_parallel_installs, progress_status_delay=args.progress_status_delay,
         yaml_limits=yaml_limits_from_args(args),
         api_unreachable_threshold=args.api_unreachable_threshold, loop_stall_threshold=args.loop_stall_threshold,
     )

@@ -29,6 +29,7 @@ from helm_operator.kube import Kube
 from helm_operator.kube.lease import LeaseStore
 from helm_operator.kube.watch import ResourceWatcher, collection_path, shard_label_keys, wait_synced
 from helm_operator.operator.watching import HelmReleaseEvents, SecretEvents, ValuesSourceEvents, release_changed
+from helm_operator.release.base import PROGRESS_DELAY
 from helm_operator.release.charts import ChartFetcher
 from helm_operator.release.drift import DriftDetector
 from helm_operator.release.observe import HelmReleaseStore, KubeStorageReader, ObjectVersions, ReleaseStorage
@@ -73,6 +74,7 @@ class OperatorSettings:
     shutdown_grace_period: float = 25.0  # in-flight helm calls may finish this long after SIGTERM
     watch_label_selector: str | None = None  # sharding: only HelmReleases matching it
     max_parallel_installs: int = 0  # first installs at once; 0 = as many as workers
+    progress_status_delay: float = PROGRESS_DELAY  # an attempt's in-progress status waits so long (ProgressWrite)
     lockdown: TenancyPolicy = field(default_factory=TenancyPolicy)
     webhook_token: str | None = field(default=None, repr=False)  # POST /api/v1/sync-git needs it
     webhook_listen: tuple[str, int] | None = None                # the trigger's own address
@@ -121,7 +123,8 @@ class Operator:
                                      settings.git_default_ref, DriftDetector(self.kube.cluster),
                                      settings.drift_interval, DriftMode(settings.default_drift_mode),
                                      lockdown=settings.lockdown, yaml_limits=settings.yaml_limits.documents,
-                                     shard_labels=shard_label_keys(settings.watch_label_selector))
+                                     shard_labels=shard_label_keys(settings.watch_label_selector),
+                                     progress_delay=settings.progress_status_delay)
         self.watchdog = health.LoopWatchdog(settings.loop_stall_threshold)
         self.standby: LeaderElector | None = None  # set while this replica waits for the Lease
         self.http = HttpServer(self.metrics, health=self._health, ready=self._ready,

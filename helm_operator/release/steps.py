@@ -9,7 +9,6 @@ storage (one metadata LIST).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from helm_operator.release.actions.recover import recover
 from helm_operator.release.actions.rollback import roll_back
 from helm_operator.release.actions.test import run_tests
 from helm_operator.release.actions.uninstall import uninstall
-from helm_operator.release.base import EngineBase, Inputs
+from helm_operator.release.base import EngineBase, Inputs, ProgressWrite
 from helm_operator.release.history import Snapshot, head
 from helm_operator.release.record import Outcome
 from helm_operator.release.state import Action, Decision, Facts, State
@@ -67,11 +66,14 @@ class StepsMixin(EngineBase):
                       install: bool) -> tuple[HelmRelease, bool]:
         verb = "install" if install else "upgrade"
         newest = facts.newest
-        # The attempt is written to the status while helm starts, not before it.
-        writing = asyncio.create_task(self._record(hr, obj, Outcome(
+        # every outcome of the attempt names what it tried: the progress write may not happen
+        tried, digest = inputs.chart.revision, inputs.desired
+        running = hr
+        progress = ProgressWrite(lambda: self._record(running, obj, Outcome(
             Phase.INSTALLING if install else Phase.UPGRADING,
-            f"running helm {verb} of {hr.release_name} ({hr.chart})",
-            attempted_revision=inputs.chart.revision, attempted_digest=inputs.desired, event=False)))
+            f"running helm {verb} of {hr.release_name} ({hr.chart})", event=False,
+            attempted_revision=tried, attempted_digest=digest)),
+            self.progress_delay)
         shard = {k: v for k in self.shard_labels if (v := hr.labels.get(k))}
         started = time.monotonic()
         req = DeployRequest(hr, inputs.chart.path, inputs.values, inputs.desired,
@@ -79,9 +81,9 @@ class StepsMixin(EngineBase):
         try:
             result = await deploy(self.helm, self.metrics, req)
         except BaseException:
-            writing.cancel()
+            progress.cancel()
             raise
-        hr = await writing
+        hr = await progress.settle(hr)
         self._log_result(hr, verb, result, started, None if result.ok else req.next_revision)
         if result.ok and result.record is not None and result.record.revision == req.next_revision:
             self.storage.observed(hr.target_namespace, hr.release_name, RevisionMeta(
@@ -104,7 +106,8 @@ class StepsMixin(EngineBase):
                                 status=made.status) if made else None
             return await self._record(hr, obj, Outcome(Phase.DEPLOY_FAILED, message,
                                                        release_status=made.status if made else None,
-                                                       snapshot=snapshot)), False
+                                                       snapshot=snapshot, attempted_revision=tried,
+                                                       attempted_digest=digest)), False
         record = result.record
         assert record is not None
         await self._stamp(hr, record.manifest, fresh=install)
@@ -112,13 +115,14 @@ class StepsMixin(EngineBase):
         if hr.test.enable:
             hr = await self._record(hr, obj, Outcome(
                 Phase.DEPLOYED, f"helm {verb} of {hr.release_name} succeeded (revision {record.revision})",
-                release_status=record.status, snapshot=snapshot, event=False))
+                release_status=record.status, snapshot=snapshot, event=False,
+                attempted_revision=tried, attempted_digest=digest))
         else:
             hr = await self._record(hr, obj, Outcome(
                 Phase.SUCCEEDED, f"release {hr.release_name} {verb}{'ed' if install else 'd'} with chart "
                                  f"{hr.chart} (revision {record.revision})",
-                release_status=record.status, revision=inputs.chart.revision,
-                attempted_revision=inputs.chart.revision, snapshot=snapshot))
+                release_status=record.status, revision=inputs.chart.revision, snapshot=snapshot,
+                attempted_revision=tried, attempted_digest=digest))
         return hr, True
 
     async def _test(self, hr: HelmRelease, obj: dict[str, Any], inputs: Inputs,

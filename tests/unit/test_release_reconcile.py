@@ -428,8 +428,42 @@ async def test_settled_release_makes_no_status_write_and_no_event(world: World) 
     assert (world.helm.calls, world.kube.events, world.kube.calls["patch_helmrelease_status"]) == ([], [], 0)
 
 
+async def test_a_quick_attempt_records_only_its_result(world: World) -> None:
+    """An install that ends within --progress-status-delay writes one status, which names what
+    it tried (the in-progress write that would have said so was never sent)."""
+    world.apply(BASE)
+    await world.reconcile()
+    assert world.kube.calls["patch_helmrelease_status"] == 1
+    st = world.status
+    assert (st["phase"], st["lastAttemptedRevision"], world.condition("Reconciling")) == ("Succeeded", "6.0.0", {})
+    assert len(st["lastAttemptedConfigDigest"]) >= 32
+
+
+async def test_a_slow_attempt_shows_as_in_progress_once_it_outlasts_the_delay(world: World) -> None:
+    world.reconciler.progress_delay = 0.05
+    real = world.helm.upgrade_install
+    seen: list[tuple[str, str]] = []
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(500):  # helm is still running; the status catches up after the delay
+            await asyncio.sleep(0.01)
+            reconciling = world.condition("Reconciling")
+            if reconciling:
+                seen.append((world.status["phase"], reconciling["status"]))
+                break
+        return await real(*args, **kwargs)
+
+    world.helm.upgrade_install = slow  # type: ignore[method-assign]
+    world.apply(BASE)
+    await world.reconcile()
+    assert seen == [("Installing", "True")]
+    assert world.kube.calls["patch_helmrelease_status"] == 2
+    assert (world.status["phase"], world.condition("Reconciling")) == ("Succeeded", {})
+
+
 async def test_ready_keeps_the_failure_while_the_retry_runs(world: World) -> None:
     """During the attempt after a failure, Ready stays False with the failure's message."""
+    world.reconciler.progress_delay = 0  # the attempt's status is written as helm starts
     await world.settle(BASE)
     world.apply(CHANGED)
     world.helm.fail_next("upgrade", fh.TIMED_OUT)
