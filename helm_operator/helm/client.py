@@ -100,6 +100,21 @@ def _stderr(e: pyhelm3.errors.Error) -> str:
     return redact_text(text.removeprefix("Error: ").strip()) or f"exit code {e.returncode}"
 
 
+def _rendering_flags(opts: UpgradeOptions) -> list[str]:
+    """The flags that shape the manifest, shared by `upgrade_install` and `template`, so the
+    preview renders exactly what an upgrade would store (the antecedent post-renderer included)."""
+    flags: list[str] = []
+    if opts.skip_crds:
+        flags.append("--skip-crds")
+    if opts.disable_openapi_validation:
+        flags.append("--disable-openapi-validation")
+    if opts.labels:
+        flags += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
+    if opts.antecedent:
+        flags += post_renderer_args(opts.antecedent)
+    return flags
+
+
 class _Command(Command):  # type: ignore[misc]  # pyhelm3 is untyped
     """pyhelm3's command runner, minus the shell: helm is exec'd directly, so
     cancelling a call (shutdown past its grace period) signals helm itself and
@@ -179,18 +194,11 @@ class Helm:
         if opts.force:
             args.append("--force-replace")
         args.append("--reset-values" if opts.reset_values else "--reuse-values")
-        if opts.skip_crds:
-            args.append("--skip-crds")
-        if opts.disable_openapi_validation:
-            args.append("--disable-openapi-validation")
         if opts.description:
             args += ["--description", opts.description]
         if opts.force_conflicts:
             args.append("--force-conflicts")
-        if opts.labels:
-            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
-        if opts.antecedent:
-            args += post_renderer_args(opts.antecedent)
+        args += _rendering_flags(opts)
         args += list(opts.extra_args)
         out = await self._run("upgrade", release, args, json.dumps(values).encode())
         start = out.find(b"{")  # helm prints OCI pull lines before the JSON
@@ -212,14 +220,7 @@ class Helm:
         ]
         if is_upgrade:
             args.append("--is-upgrade")
-        if opts.skip_crds:
-            args.append("--skip-crds")
-        if opts.disable_openapi_validation:
-            args.append("--disable-openapi-validation")
-        if opts.labels:
-            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
-        if opts.antecedent:  # the manifest upgrade would store carries the annotation too
-            args += post_renderer_args(opts.antecedent)
+        args += _rendering_flags(opts)
         out = await self._run("template", release, args, json.dumps(values).encode())
         return out.decode("utf-8", errors="replace")
 
