@@ -9,6 +9,7 @@ never a helm call, so it makes no revision.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -90,9 +91,9 @@ class DriftMixin(EngineBase):
                                            event=("Warning", "DriftCorrectionFailed", message)))
             return Result(retry_delay(1), backoff=False)
         # (a cluster-scoped object's namespace differs between the two lists: match without it)
-        lacking = {(o.api_version, o.kind, o.name)
-                   for o in ownership.unstamped(record.manifest, hr.target_namespace, hr.antecedent)
-                   } if any(d.missing for d in drifted) else set()
+        unstamped = await asyncio.to_thread(ownership.unstamped, record.manifest, hr.target_namespace,
+                                            hr.antecedent) if any(d.missing for d in drifted) else []
+        lacking = {(o.api_version, o.kind, o.name) for o in unstamped}
         recreated = [ObjectRef(d.api_version, d.kind, d.name, d.namespace) for d in drifted
                      if d.missing and (d.api_version, d.kind, d.name) in lacking]
         if recreated:  # put back from a manifest without the annotation: mark them as ours

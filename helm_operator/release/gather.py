@@ -9,6 +9,7 @@ distinct message) and retried on the backoff.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import dataclasses
 import time
@@ -114,7 +115,8 @@ class GatherMixin(EngineBase):
         cache_key = (hr.key, newest.revision)
         if cache_key not in self._owner_checked:
             record = await self.storage.record(hr.target_namespace, newest, with_manifest=True)
-            objects = ownership.manifest_objects(record.manifest, hr.target_namespace) if record else []
+            objects = await asyncio.to_thread(ownership.manifest_objects, record.manifest,
+                                              hr.target_namespace) if record else []
             self._owner_checked[cache_key] = await ownership.foreign_owner(self.cluster, objects, hr.antecedent)
         return self._owner_checked[cache_key]
 

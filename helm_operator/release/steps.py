@@ -9,6 +9,7 @@ storage (one metadata LIST).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -182,7 +183,7 @@ class StepsMixin(EngineBase):
     async def _stamp(self, hr: HelmReleaseRef, manifest: str, fresh: bool) -> None:
         """Annotate the release's objects with their antecedent: only those helm applied
         without it (see `helm.postrender`) and not stamped by an earlier deploy."""
-        lacking = ownership.unstamped(manifest, hr.target_namespace, hr.antecedent)
+        lacking = await asyncio.to_thread(ownership.unstamped, manifest, hr.target_namespace, hr.antecedent)
         done = set() if fresh else self._stamped.get(hr.key, set())
         todo = [o for o in lacking if o not in done]
         if todo:
