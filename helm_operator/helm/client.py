@@ -33,6 +33,7 @@ import pyhelm3.errors
 from pyhelm3 import Command
 
 from helm_operator.helm.failures import FailureKind, classify
+from helm_operator.helm import postrender
 from helm_operator.helm.postrender import helm_environment, post_renderer_args
 from helm_operator.helm.storage import ReleaseRecord, record_from_json
 from helm_operator.redaction import redact_text
@@ -110,7 +111,7 @@ def _rendering_flags(opts: UpgradeOptions) -> list[str]:
         flags.append("--disable-openapi-validation")
     if opts.labels:
         flags += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
-    if opts.antecedent:
+    if opts.antecedent and postrender.available():  # else release.ownership patches it on
         flags += post_renderer_args(opts.antecedent)
     return flags
 

@@ -15,12 +15,28 @@ awk line scan leaves alone, are still patched (`release.ownership.unstamped`).
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 PLUGIN_NAME = "helm-operator-antecedent"
 PLUGINS_DIR = Path(__file__).parent / "plugins"
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the post-renderer can run here (it needs `awk`). Without it helm would fail
+    every install, so the operator leaves it out and patches the annotation on instead."""
+    if shutil.which("awk"):
+        return True
+    log.warning("awk not found on PATH: the antecedent annotation is patched onto each object after "
+                "helm runs (one request per object) instead of going into the manifest; install awk")
+    return False
 
 
 def post_renderer_args(antecedent: str) -> list[str]:

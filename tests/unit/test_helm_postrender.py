@@ -110,3 +110,18 @@ def test_the_plugin_is_found_by_the_name_the_operator_passes() -> None:
 ])
 def test_our_plugins_come_first_and_the_users_stay_reachable(env: dict[str, str], rest: str) -> None:
     assert helm_environment(env)["HELM_PLUGINS"] == os.pathsep.join((str(PLUGINS_DIR), rest))
+
+
+def test_without_awk_helm_gets_no_post_renderer_and_the_operator_patches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image without awk must not fail every install: the flag is left out (and the engine's
+    `ownership.unstamped` then finds every object unannotated)."""
+    from helm_operator.helm import client, postrender
+    from helm_operator.helm.client import UpgradeOptions
+    postrender.available.cache_clear()
+    monkeypatch.setattr(postrender.shutil, "which", lambda name: None)
+    try:
+        assert "--post-renderer" not in client._rendering_flags(UpgradeOptions(antecedent=OURS))
+    finally:
+        monkeypatch.undo()
+        postrender.available.cache_clear()
+    assert "--post-renderer" in client._rendering_flags(UpgradeOptions(antecedent=OURS))
